@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import ValidationError
 from .hlc import Timestamp
 
-__all__ = ["MISSING", "Node", "copy_json_value", "MAX_VALUE_DEPTH"]
+__all__ = ["MISSING", "Node", "copy_json_value", "clone_value", "MAX_VALUE_DEPTH"]
 
 #: Nesting allowed in a node value; deeper values are refused (local) or dropped (remote).
 MAX_VALUE_DEPTH = 200
@@ -49,7 +49,7 @@ class Node:
         """The public record: a fresh dict (``value`` is None when the node has none)."""
         return {
             "id": self.id,
-            "value": None if self.value is MISSING else self.value,
+            "value": None if self.value is MISSING else clone_value(self.value),
             "edges": list(self.edges),
             "timestamp": self.timestamp.to_json(),
         }
@@ -100,3 +100,12 @@ def copy_json_value(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, (list, tuple)):
         return [copy_json_value(v, _depth + 1) for v in value]
     raise ValidationError(f"value of type {type(value).__name__} is not JSON-serializable")
+
+
+def clone_value(value: Any) -> Any:
+    """A fast deep copy of an already valid JSON value (so callers cannot mutate stored data)."""
+    if isinstance(value, dict):
+        return {k: clone_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clone_value(v) for v in value]
+    return value

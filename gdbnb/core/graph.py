@@ -1,0 +1,411 @@
+"""The graph and GenosDB's merge rules (sync-protocol.md §7.3-§7.5).
+
+This is where every conflict is decided. All writes, local and remote, land here; the
+Database wraps each call with persistence and change events. Nodes are treated as immutable:
+a change replaces the Node object, so a Change can carry both the old and the new record.
+
+Deliberate differences from the reference, for safety (issue 2):
+* every incoming timestamp is capped at now + 2 h, not only upserts' (full-state nodes,
+  removes, links and a message's own timestamp too);
+* an op or node whose id is not a non-empty string or whose timestamp is not a pair of finite
+  non-negative integers is rejected, never stored.
+Where GenosSRV and browsers differ, this follows GenosSRV: a remote remove strips the edges
+pointing to the removed node (configurable).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from ..errors import ValidationError
+from .hlc import HybridClock, Timestamp, parse_timestamp
+from .node import MISSING, Node, copy_json_value
+from .oplog import DEFAULT_OPLOG_SIZE, OpLog, entry_to_wire
+
+__all__ = ["Graph", "Change", "ApplyResult", "Journal"]
+
+
+@dataclass(slots=True)
+class Change:
+    """One node added, updated or removed. ``node`` is the new record, ``old`` the previous one."""
+
+    action: str  # "added" | "updated" | "removed"
+    id: str
+    node: Node | None
+    old: Node | None
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    changes: list[Change] = field(default_factory=list)
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+    rejected: int = 0
+    #: A received full state lacked some of our nodes: answer with our own (§7.4).
+    echo_full_state: bool = False
+
+
+@dataclass(slots=True)
+class Journal:
+    """What changed since the last ``take_journal()``: exactly what the store has to write."""
+
+    cleared: bool
+    nodes: dict[str, Node | None]  # None: delete the row
+    oplog_appended: list[dict[str, Any]]
+    oplog_capacity: int
+    global_ts: Timestamp | None
+    clock: Timestamp
+
+    def __bool__(self) -> bool:
+        return self.cleared or bool(self.nodes) or bool(self.oplog_appended)
+
+
+def _valid_id(x: Any) -> bool:
+    return isinstance(x, str) and x != ""
+
+
+class Graph:
+    def __init__(
+        self,
+        oplog_size: int = DEFAULT_OPLOG_SIZE,
+        clock: HybridClock | None = None,
+        strip_edges_on_remote_remove: bool = True,
+    ) -> None:
+        self.nodes: dict[str, Node] = {}
+        self.oplog = OpLog(oplog_size)
+        self.clock = clock or HybridClock()
+        self.global_ts: Timestamp | None = None
+        self.strip_edges_on_remote_remove = strip_edges_on_remote_remove
+        # target id -> ids of the nodes holding an edge to it (for edge stripping in O(degree))
+        self._incoming: dict[str, set[str]] = {}
+        self._dirty: dict[str, None] = {}
+        self._appended: deque[dict[str, Any]] = deque(maxlen=oplog_size)
+        self._cleared = False
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        nodes: Iterable[Node],
+        oplog_entries: Iterable[dict[str, Any]],
+        global_ts: Timestamp | None,
+        clock_ts: Timestamp | None = None,
+        *,
+        oplog_size: int = DEFAULT_OPLOG_SIZE,
+        clock: HybridClock | None = None,
+        strip_edges_on_remote_remove: bool = True,
+    ) -> "Graph":
+        g = cls(oplog_size, clock, strip_edges_on_remote_remove)
+        for n in nodes:
+            g.nodes[n.id] = n
+            g._index_add(n.id, n.edges)
+        for e in oplog_entries:
+            g.oplog.append(e)
+        g.global_ts = global_ts
+        g.clock.restore(clock_ts or global_ts)
+        return g
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _index_add(self, src: str, edges: Iterable[str]) -> None:
+        for t in edges:
+            s = self._incoming.get(t)
+            if s is None:
+                self._incoming[t] = {src}
+            else:
+                s.add(src)
+
+    def _index_remove(self, src: str, edges: Iterable[str]) -> None:
+        for t in edges:
+            s = self._incoming.get(t)
+            if s is not None:
+                s.discard(src)
+                if not s:
+                    del self._incoming[t]
+
+    def _log(self, entry: dict[str, Any]) -> None:
+        self.oplog.append(entry)
+        self._appended.append(entry)
+
+    def _set(self, node: Node) -> None:
+        self.nodes[node.id] = node
+        self._dirty[node.id] = None
+
+    def _delete(self, node_id: str, strip_edges: bool, changes: list[Change]) -> Node:
+        old = self.nodes.pop(node_id)
+        self._dirty[node_id] = None
+        self._index_remove(node_id, old.edges)
+        changes.append(Change("removed", node_id, None, old))
+        if strip_edges:
+            for src in self._incoming.pop(node_id, ()):
+                n = self.nodes.get(src)
+                if n is not None and node_id in n.edges:
+                    new = Node(n.id, n.value, [e for e in n.edges if e != node_id], n.timestamp)
+                    self._set(new)
+                    changes.append(Change("updated", src, new, n))
+        return old
+
+    def _raise_global(self, ts: Timestamp | None) -> None:
+        if ts is not None and (self.global_ts is None or ts > self.global_ts):
+            self.global_ts = ts
+
+    def take_journal(self) -> Journal:
+        j = Journal(
+            cleared=self._cleared,
+            nodes={i: self.nodes.get(i) for i in self._dirty},
+            oplog_appended=list(self._appended),
+            oplog_capacity=self.oplog.capacity,
+            global_ts=self.global_ts,
+            clock=self.clock.current(),
+        )
+        self._dirty = {}
+        self._appended.clear()
+        self._cleared = False
+        return j
+
+    # ------------------------------------------------------------------ local writes (§7.5)
+
+    def put(self, value: Any, id: str | None = None) -> tuple[Node, dict[str, Any], list[Change]]:
+        if id is None:
+            id = str(uuid.uuid4())
+        elif not _valid_id(id):
+            raise ValidationError(f"node id must be a non-empty string, not {id!r}")
+        value = copy_json_value(value)
+        ts = self.clock.now()
+        self.global_ts = ts
+        old = self.nodes.get(id)
+        node = Node(id, value, old.edges if old else [], ts)
+        self._set(node)  # the edge list is shared with the old record: the index is unchanged
+        self._log({"type": "upsert", "id": id, "timestamp": ts})
+        op = {"type": "upsert", "id": id, "value": value, "timestamp": ts.to_json()}
+        return node, op, [Change("updated" if old else "added", id, node, old)]
+
+    def link(self, source_id: str, target_id: str) -> tuple[dict[str, Any] | None, list[Change]]:
+        for x in (source_id, target_id):
+            if not _valid_id(x):
+                raise ValidationError(f"node id must be a non-empty string, not {x!r}")
+        src = self.nodes.get(source_id)
+        if src is None or target_id not in self.nodes:
+            return None, []
+        ts = self.clock.now()
+        self.global_ts = ts
+        changes: list[Change] = []
+        if target_id not in src.edges:
+            new = Node(src.id, src.value, src.edges + [target_id], ts)
+            self._set(new)
+            self._index_add(source_id, (target_id,))
+            changes.append(Change("updated", source_id, new, src))
+        self._log({"type": "link", "sourceId": source_id, "targetId": target_id, "timestamp": ts})
+        op = {"type": "link", "sourceId": source_id, "targetId": target_id, "timestamp": ts.to_json()}
+        return op, changes
+
+    def remove(self, id: str) -> tuple[dict[str, Any] | None, list[Change]]:
+        if not _valid_id(id):
+            raise ValidationError(f"node id must be a non-empty string, not {id!r}")
+        if id not in self.nodes:
+            return None, []
+        ts = self.clock.now()
+        self.global_ts = ts
+        changes: list[Change] = []
+        old = self._delete(id, True, changes)
+        self._log({"type": "remove", "id": id, "timestamp": ts})
+        op: dict[str, Any] = {"type": "remove", "id": id}
+        if old.value is not MISSING:
+            op["value"] = old.value
+        op["timestamp"] = ts.to_json()
+        return op, changes
+
+    def clear(self) -> list[Change]:
+        changes = [Change("removed", i, None, n) for i, n in self.nodes.items()]
+        self.nodes.clear()
+        self._incoming.clear()
+        self.oplog.clear()
+        self.global_ts = None
+        self._dirty = {}
+        self._appended.clear()
+        self._cleared = True
+        return changes
+
+    # ------------------------------------------------------------------ remote operations (§7.3)
+
+    def apply_ops(self, ops: Iterable[Any]) -> ApplyResult:
+        """Apply a write batch or a deltaSync's operations, in order."""
+        res = ApplyResult()
+        newest: Timestamp | None = None
+        now = self.clock.wall()
+        for op in ops:
+            if not isinstance(op, dict):
+                res.rejected += 1
+                continue
+            kind = op.get("type")
+            raw_ts = parse_timestamp(op.get("timestamp"))
+            if kind == "upsert":
+                nid = op.get("id")
+                if not _valid_id(nid) or raw_ts is None:
+                    res.rejected += 1
+                    continue
+                ts = self._apply_upsert(nid, op, raw_ts, now, res)
+            elif kind == "remove":
+                nid = op.get("id")
+                if not _valid_id(nid) or raw_ts is None:
+                    res.rejected += 1
+                    continue
+                ts = self._apply_remove(nid, raw_ts.capped(now), res)
+            elif kind == "link":
+                s, t = op.get("sourceId"), op.get("targetId")
+                if not _valid_id(s) or not _valid_id(t) or raw_ts is None:
+                    res.rejected += 1
+                    continue
+                ts = self._apply_link(s, t, op, raw_ts.capped(now), res)
+            else:
+                continue  # unknown or non-op types are skipped, like the reference
+            if ts is not None:
+                res.accepted.append(op)
+                if newest is None or ts > newest:
+                    newest = ts
+        self._raise_global(newest)
+        return res
+
+    def _apply_upsert(self, nid: str, op: dict[str, Any], ts: Timestamp, now: int, res: ApplyResult) -> Timestamp | None:
+        local = self.nodes.get(nid)
+        if local is None:
+            tomb = self.oplog.tombstone(nid)
+            if tomb is not None and tomb >= ts:
+                return None  # the delete guard: a newer or equal removal wins
+        ts = ts.capped(now)
+        value = op.get("value", MISSING)
+        unconditional = False
+        if isinstance(value, dict) and "priority" in value:
+            unconditional = value["priority"] is True and nid.startswith("user:") and "role" in value
+            value = {k: v for k, v in value.items() if k != "priority"}
+        if local is not None and not unconditional and ts <= local.timestamp:
+            return None  # ties keep the local version
+        node = Node(nid, value, local.edges if local else [], ts)
+        self._set(node)
+        self.clock.update(ts)
+        self._log({"type": "upsert", "id": nid, "timestamp": ts})
+        res.changes.append(Change("updated" if local else "added", nid, node, local))
+        return ts
+
+    def _apply_remove(self, nid: str, ts: Timestamp, res: ApplyResult) -> Timestamp | None:
+        local = self.nodes.get(nid)
+        if local is None or local.timestamp >= ts:
+            return None  # not recorded: a peer that never had the node learns no tombstone
+        self._delete(nid, self.strip_edges_on_remote_remove, res.changes)
+        self.clock.update(ts)
+        self._log({"type": "remove", "id": nid, "timestamp": ts})
+        return ts
+
+    def _apply_link(self, s: str, t: str, op: dict[str, Any], ts: Timestamp, res: ApplyResult) -> Timestamp | None:
+        src = self.nodes.get(s)
+        if src is None or t not in self.nodes or src.timestamp >= ts:
+            return None
+        if t not in src.edges:
+            new = Node(src.id, src.value, src.edges + [t], ts)
+            self._set(new)
+            self._index_add(s, (t,))
+            res.changes.append(Change("updated", s, new, src))
+        self.clock.update(ts)
+        entry = dict(op)  # extra fields of a received link are kept and re-served
+        entry["timestamp"] = ts
+        self._log(entry)
+        return ts
+
+    # ------------------------------------------------------------------ full state (§7.4)
+
+    def merge_full_state(self, graph_data: Any, removals: Any, timestamp: Any) -> ApplyResult:
+        res = ApplyResult()
+        now = self.clock.wall()
+        if not isinstance(graph_data, dict):
+            res.rejected += graph_data is not None
+            graph_data = {}
+        tombs = self.oplog.tombstones()
+        for nid, rec in graph_data.items():
+            ts = parse_timestamp(rec.get("timestamp")) if isinstance(rec, dict) else None
+            if not _valid_id(nid) or ts is None:
+                res.rejected += 1
+                continue
+            ts = ts.capped(now)
+            local = self.nodes.get(nid)
+            mine = local.timestamp if local is not None else tombs.get(nid)
+            if mine is not None and mine >= ts:
+                continue
+            edges = rec.get("edges")
+            if isinstance(edges, list):
+                edges = list(dict.fromkeys(e for e in edges if _valid_id(e)))
+            else:
+                edges = []
+            node = Node(nid, rec.get("value", MISSING), edges, ts)
+            if local is not None:
+                self._index_remove(nid, local.edges)
+            self._index_add(nid, edges)
+            self._set(node)
+            self._log({"type": "upsert", "id": nid, "timestamp": ts})
+            res.changes.append(Change("updated" if local else "added", nid, node, local))
+            res.accepted.append(rec)
+        for r in removals if isinstance(removals, list) else ():
+            ts = parse_timestamp(r.get("timestamp")) if isinstance(r, dict) else None
+            rid = r.get("id") if isinstance(r, dict) else None
+            if not _valid_id(rid) or ts is None:
+                res.rejected += 1
+                continue
+            ts = ts.capped(now)
+            local = self.nodes.get(rid)
+            if local is not None and local.timestamp < ts:
+                self._delete(rid, False, res.changes)  # the reference strips no edges here
+                self._log({"type": "remove", "id": rid, "timestamp": ts})
+                res.accepted.append(r)
+        res.echo_full_state = any(k not in graph_data for k in self.nodes)
+        msg_ts = parse_timestamp(timestamp)
+        if msg_ts is not None:
+            msg_ts = msg_ts.capped(now)
+            self.clock.update(msg_ts)
+            self._raise_global(msg_ts)
+        return res
+
+    # ------------------------------------------------------------------ answering a sync (§7.2)
+
+    def sync_answer_kind(self, remote_ts_json: Any) -> str | None:
+        """``"full"``, ``"delta"`` or None (no answer), exactly as the reference chooses."""
+        ts = parse_timestamp(remote_ts_json)
+        oldest = self.oplog.oldest()
+        if ts is None or (oldest is not None and ts < oldest["timestamp"]):
+            return "full"
+        if self.oplog:
+            return "delta"
+        return None
+
+    def sync_message(self) -> dict[str, Any]:
+        return {"type": "sync", "timestamp": self.global_ts.to_json() if self.global_ts else None}
+
+    def full_state_message(self) -> dict[str, Any]:
+        return {
+            "type": "fullStateSync",
+            "graphData": {i: n.to_wire() for i, n in self.nodes.items()},
+            "removals": [entry_to_wire(e) for e in self.oplog.removals()],
+            "timestamp": self.global_ts.to_json() if self.global_ts else None,
+        }
+
+    def hydrated_window(self) -> list[dict[str, Any]]:
+        """The whole oplog window, upserts carrying the node's current value (§5.5)."""
+        ops: list[dict[str, Any]] = []
+        for e in self.oplog:
+            if e["type"] == "upsert":
+                d: dict[str, Any] = {"type": "upsert", "id": e["id"], "timestamp": e["timestamp"].to_json()}
+                n = self.nodes.get(e["id"])
+                if n is not None and n.value is not MISSING:
+                    d["value"] = n.value
+                ops.append(d)
+            else:
+                ops.append(entry_to_wire(e))
+        return ops
+
+    def delta_message(self) -> dict[str, Any]:
+        return {
+            "type": "deltaSync",
+            "operations": self.hydrated_window(),
+            "timestamp": self.global_ts.to_json() if self.global_ts else None,
+        }
