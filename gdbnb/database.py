@@ -1,0 +1,448 @@
+"""The GenosDB data API in Python, async at the core.
+
+Every write, local or remote, goes through ``Database._apply``: the graph decides (core/graph.py),
+the journal of what changed is committed to the store, then ONE ``change`` event is emitted on
+``db.events``. Realtime ``map``/``get`` callbacks, the SSE stream, widgets and the network's
+outbox all subscribe to that event; nothing else is a source of truth.
+
+Acknowledged writes: ``await db.put(...)`` returns once its transaction is committed to SQLite
+(see README, "Durability"). Commits from one loop iteration are grouped into one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterable
+
+from .core.graph import ApplyResult, Change, Graph, Journal
+from .core.hlc import HybridClock
+from .core.node import Node
+from .core.oplog import DEFAULT_OPLOG_SIZE
+from .errors import ClosedError, ValidationError
+from .events import EventBus
+
+__all__ = ["Database", "ChangeBatch", "open"]
+
+log = logging.getLogger("gdbnb.db")
+
+#: journals with more node rows than this are committed off the event loop
+_INLINE_COMMIT_ROWS = 2000
+
+_MAP_OPTION_KEYS = {"query", "field", "order", "$limit", "$after", "$before", "realtime", "limit", "after", "before"}
+
+Middleware = Callable[[list[dict[str, Any]]], "list[dict[str, Any]] | Awaitable[list[dict[str, Any]]]"]
+
+
+@dataclass(slots=True)
+class ChangeBatch:
+    """Payload of the ``change`` event: what one apply changed, and where it came from."""
+
+    changes: list[Change]
+    origin: str  # "local", or the id of the peer the operations came from
+    #: wire ops to broadcast (local writes only)
+    ops: list[dict[str, Any]] = field(default_factory=list)
+    kind: str = "write"  # "write" | "ops" | "full_state" | "clear"
+
+
+class Database:
+    """A GenosDB graph: ``put/get/link/remove/map/clear/use`` plus persistence and sync.
+
+    Create it with ``await gdbnb.open(room, ...)``.
+    """
+
+    def __init__(
+        self,
+        room: str,
+        *,
+        path: str | Path | None | bool = None,
+        oplog_size: int = DEFAULT_OPLOG_SIZE,
+        durability: str = "process",
+        strip_edges_on_remote_remove: bool = True,
+        rtc: bool = False,
+        **rtc_options: Any,
+    ) -> None:
+        if not isinstance(room, str) or not room:
+            raise ValidationError(f"room must be a non-empty string, not {room!r}")
+        self.room = room
+        self.events = EventBus()
+        self._path = path
+        self._durability = durability
+        self._oplog_size = oplog_size
+        self._strip = strip_edges_on_remote_remove
+        self._rtc = rtc
+        self._rtc_options = rtc_options
+        self.graph = Graph(oplog_size, HybridClock(), strip_edges_on_remote_remove)
+        self.store: Any = None
+        self.network: Any = None
+        self._middleware: list[Middleware] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._pending: list[ChangeBatch] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._inflight: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._opened = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def store_path(self) -> Path | None:
+        return Path(self.store.path) if self.store is not None else None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def _open(self) -> "Database":
+        self._loop = asyncio.get_running_loop()
+        if self._path is not False and self._path != ":memory:":
+            from .store.sqlite import SQLiteStore, default_store_path
+
+            path = Path(self._path) if self._path else default_store_path(self.room)
+            self.store = SQLiteStore(path, self.room, durability=self._durability)
+            snap = await asyncio.to_thread(self.store.load)
+            nodes = snap.nodes.values() if isinstance(snap.nodes, dict) else snap.nodes
+            self.graph = Graph.from_snapshot(
+                nodes,
+                snap.oplog,
+                snap.global_ts,
+                snap.clock,
+                oplog_size=self._oplog_size,
+                strip_edges_on_remote_remove=self._strip,
+            )
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="gdbnb-store")
+        self._opened = True
+        if self._rtc:
+            from .net.node import SyncNode
+
+            self.network = SyncNode(self, **self._rtc_options)
+            await self.network.start()
+        return self
+
+    async def close(self) -> None:
+        """Leave the room (bye), flush every pending write, close the store. Idempotent."""
+        if self._closed:
+            return
+        if self.network is not None:
+            try:
+                await self.network.stop()
+            except Exception:
+                log.exception("error while leaving the room")
+        await self._drain()
+        self._closed = True
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        if self.store is not None:
+            self.store.close()
+        self.events.emit("closed", None)
+
+    async def __aenter__(self) -> "Database":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"database {self.room!r} is closed")
+
+    # ------------------------------------------------------------------ the single apply path
+
+    def _apply(self, batch: ChangeBatch) -> asyncio.Future[None]:
+        """Queue ``batch`` (already applied to the graph) for commit; emit it once committed.
+
+        Everything applied in one loop iteration is committed as one transaction.
+        """
+        assert self._loop is not None
+        fut = self._loop.create_future()
+        self._waiters.append(fut)
+        self._pending.append(batch)
+        if self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+        return fut
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        journal = self.graph.take_journal()
+        waiters, self._waiters = self._waiters, []
+        batches, self._pending = self._pending, []
+        if self.store is None or not journal:
+            self._done(batches, waiters, None)
+            return
+        if self._inflight is None and len(journal.nodes) <= _INLINE_COMMIT_ROWS:
+            try:
+                self.store.commit(journal)
+            except Exception as e:  # disk full, I/O error: the caller learns it, nothing is emitted
+                log.error("store commit failed: %s", e)
+                self._done([], waiters, e)
+            else:
+                self._done(batches, waiters, None)
+            return
+        self._commit_in_thread(journal, batches, waiters)
+
+    def _commit_in_thread(self, journal: Journal, batches: list[ChangeBatch], waiters: list[asyncio.Future[None]]) -> None:
+        """Large journals go to the store thread; later commits queue behind them (FIFO)."""
+        assert self._loop is not None and self._executor is not None
+        prev = self._inflight
+        loop = self._loop
+
+        async def run() -> None:
+            if prev is not None:
+                await asyncio.shield(prev)
+            try:
+                await loop.run_in_executor(self._executor, self.store.commit, journal)
+            except Exception as e:
+                log.error("store commit failed: %s", e)
+                self._done([], waiters, e)
+            else:
+                self._done(batches, waiters, None)
+
+        task = loop.create_task(run())
+        self._inflight = task
+
+        def clear(t: asyncio.Future[None]) -> None:
+            if self._inflight is t:
+                self._inflight = None
+
+        task.add_done_callback(clear)
+
+    def _done(self, batches: list[ChangeBatch], waiters: list[asyncio.Future[None]], error: Exception | None) -> None:
+        for b in batches:
+            self.events.emit("change", b)
+        for w in waiters:
+            if not w.done():
+                if error is None:
+                    w.set_result(None)
+                else:
+                    w.set_exception(error)
+
+    async def _drain(self) -> None:
+        """Wait until every queued write is committed."""
+        while self._flush_handle is not None or self._inflight is not None or self._waiters:
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+                self._flush()
+            if self._inflight is not None:
+                await asyncio.shield(self._inflight)
+            waiters = list(self._waiters)
+            if waiters:
+                await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def flush(self) -> None:
+        """Wait until everything written so far is durable."""
+        await self._drain()
+
+    # ------------------------------------------------------------------ local writes
+
+    async def put(self, value: Any, id: str | None = None) -> str:
+        """Insert or replace a node's value (edges are kept); returns its id."""
+        self._check_open()
+        node, op, changes = self.graph.put(value, id)
+        await self._apply(ChangeBatch(changes, "local", [op]))
+        return node.id
+
+    async def link(self, source_id: str, target_id: str) -> bool:
+        """Add an edge source → target. False (and nothing sent) when an end is missing."""
+        self._check_open()
+        op, changes = self.graph.link(source_id, target_id)
+        if op is None:
+            return False
+        await self._apply(ChangeBatch(changes, "local", [op]))
+        return True
+
+    async def remove(self, id: str) -> bool:
+        """Remove a node and every edge pointing to it. False when it does not exist."""
+        self._check_open()
+        op, changes = self.graph.remove(id)
+        if op is None:
+            return False
+        await self._apply(ChangeBatch(changes, "local", [op]))
+        return True
+
+    async def clear(self) -> None:
+        """Delete every node and reset the oplog and the global timestamp (local only)."""
+        self._check_open()
+        changes = self.graph.clear()
+        await self._apply(ChangeBatch(changes, "local", [], kind="clear"))
+
+    # ------------------------------------------------------------------ reads
+
+    async def get(self, id: str, callback: Callable[[dict[str, Any] | None], Any] | None = None) -> Any:
+        """The node record ``{id, value, edges, timestamp}`` or None.
+
+        With a callback (GenosDB's reactive get): the callback gets the node now and after every
+        change of it (None once removed); returns ``{"result": node, "unsubscribe": fn}``.
+        """
+        self._check_open()
+        if not isinstance(id, str):
+            raise ValidationError(f"node id must be a string, not {id!r}")
+        node = self.graph.nodes.get(id)
+        result = node.to_dict() if node is not None else None
+        if callback is None:
+            return result
+
+        def on_change(batch: ChangeBatch) -> None:
+            for c in batch.changes:
+                if c.id == id:
+                    _call(callback, c.node.to_dict() if c.node is not None else None)
+
+        unsubscribe = self.events.on("change", on_change)
+        _call(callback, result)
+        return {"result": result, "unsubscribe": unsubscribe}
+
+    async def map(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Query nodes: ``map(query=None, *, field, order, limit, after, before, callback)``.
+
+        Also accepts GenosDB's call shape ``map({"query": …, "field": …, "$limit": …}, callback)``.
+        Returns ``{"results": [...], "unsubscribe": fn | None}``.
+        """
+        self._check_open()
+        from .core.live import LiveQuery
+        from .core.query import run_map
+
+        opts = _map_options(args, kwargs)
+        callback = opts.pop("callback")
+        realtime = opts.pop("realtime")
+        nodes = run_map(self.graph.nodes, opts["query"], field=opts["field"], order=opts["order"],
+                        limit=opts["limit"], after=opts["after"], before=opts["before"])
+        results = [n.to_dict() for n in nodes]
+        if callback is None or realtime is False:
+            return {"results": results, "unsubscribe": None}
+        live = LiveQuery(self.graph.nodes, opts["query"], field=opts["field"], order=opts["order"],
+                         limit=opts["limit"], after=opts["after"], before=opts["before"])
+        for ev in live.initial():
+            _call(callback, ev)
+
+        def on_change(batch: ChangeBatch) -> None:
+            for ev in live.on_changes(batch.changes):
+                _call(callback, ev)
+
+        return {"results": results, "unsubscribe": self.events.on("change", on_change)}
+
+    def use(self, middleware: Middleware) -> None:
+        """Register a middleware for incoming peer operations: ``ops -> ops`` (sync or async).
+
+        Middlewares run in registration order on every batch of remote operations (write
+        batches and deltaSync windows); returning ``[]`` discards the batch.
+        """
+        if not callable(middleware):
+            raise ValidationError("middleware must be callable")
+        self._middleware.append(middleware)
+
+    # ------------------------------------------------------------------ remote input (the sync session)
+
+    async def apply_remote_ops(self, ops: list[dict[str, Any]], origin: str) -> ApplyResult:
+        """Apply operations received from peer ``origin`` (after the middlewares)."""
+        if self._closed:
+            return ApplyResult()
+        for mw in self._middleware:
+            try:
+                out = mw(list(ops))
+                if inspect.isawaitable(out):
+                    out = await out
+            except Exception:
+                log.exception("middleware failed; batch from %s dropped", origin)
+                return ApplyResult()
+            if not isinstance(out, list):
+                log.warning("middleware returned %s, not a list; batch from %s dropped", type(out).__name__, origin)
+                return ApplyResult()
+            ops = out
+        res = self.graph.apply_ops(ops)
+        await self._apply(ChangeBatch(res.changes, origin, kind="ops"))
+        return res
+
+    async def merge_full_state(self, graph_data: Any, removals: Any, timestamp: Any, origin: str) -> ApplyResult:
+        if self._closed:
+            return ApplyResult()
+        res = self.graph.merge_full_state(graph_data, removals, timestamp)
+        await self._apply(ChangeBatch(res.changes, origin, kind="full_state"))
+        return res
+
+    # ------------------------------------------------------------------ introspection
+
+    def stats(self) -> dict[str, Any]:
+        g = self.graph
+        return {
+            "room": self.room,
+            "nodes": len(g.nodes),
+            "edges": sum(len(n.edges) for n in g.nodes.values()),
+            "oplog": len(g.oplog),
+            "oplog_capacity": g.oplog.capacity,
+            "global_timestamp": g.global_ts.to_json() if g.global_ts else None,
+            "store": str(self.store_path) if self.store is not None else None,
+        }
+
+
+def _call(callback: Callable[..., Any], *args: Any) -> None:
+    """Run a user callback; a coroutine callback is scheduled; errors are logged, not raised."""
+    try:
+        out = callback(*args)
+        if inspect.isawaitable(out):
+            asyncio.ensure_future(out)
+    except Exception:
+        log.exception("callback failed")
+
+
+def _map_options(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    opts: dict[str, Any] = {"query": None, "field": None, "order": "asc", "limit": None, "after": None,
+                            "before": None, "callback": None, "realtime": None}
+    positional: list[Any] = []
+    for a in args:
+        if callable(a) and not isinstance(a, dict):
+            opts["callback"] = a
+        else:
+            positional.append(a)
+    if len(positional) > 1:
+        raise ValidationError("map() takes one query or options object and one callback")
+    if positional:
+        first = positional[0]
+        if isinstance(first, dict) and first and set(first) <= _MAP_OPTION_KEYS and (
+            "query" in first or any(k.startswith("$") for k in first) or "field" in first or "realtime" in first
+        ):
+            for k, v in first.items():
+                opts[k.lstrip("$")] = v
+        else:
+            opts["query"] = first
+    for k, v in kwargs.items():
+        key = k.lstrip("$")
+        if key not in opts:
+            raise ValidationError(f"map() got an unknown option {k!r}")
+        opts[key] = v
+    if opts["order"] not in ("asc", "desc"):
+        raise ValidationError(f"order must be 'asc' or 'desc', not {opts['order']!r}")
+    if opts["limit"] is not None and (isinstance(opts["limit"], bool) or not isinstance(opts["limit"], int) or opts["limit"] < 0):
+        raise ValidationError(f"limit must be a non-negative integer, not {opts['limit']!r}")
+    return opts
+
+
+class _Opening:
+    """What ``gdbnb.open()`` returns: awaitable, and usable as ``async with``."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def __await__(self) -> Any:
+        return self._db._open().__await__()
+
+    async def __aenter__(self) -> Database:
+        return await self._db._open()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._db.close()
+
+
+def open(room: str, *, path: str | Path | None | bool = None, rtc: bool = False, **options: Any) -> _Opening:  # noqa: A001
+    """Open (or create) the database of ``room``.
+
+    ``path``: the SQLite store file (default: ``default_store_path(room)`` in the data
+    directory); ``False`` or ``":memory:"`` keeps the graph in memory only.
+    ``rtc=True`` joins the GenosDB room (see ``gdbnb.net.node.SyncNode`` for the options:
+    ``relay_urls``, ``serve_relay``, ``password``, ``ice_servers``, ...).
+    """
+    return _Opening(Database(room, path=path, rtc=rtc, **options))
