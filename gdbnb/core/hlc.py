@@ -57,7 +57,10 @@ def parse_timestamp(obj: Any) -> Timestamp | None:
     since JS has only one number type).
     """
     if isinstance(obj, Timestamp):
-        return obj
+        # re-validate: a Timestamp built by hand is not trusted more than a wire dict
+        if type(obj.physical) is int and type(obj.logical) is int and _as_int(obj.physical) is not None and _as_int(obj.logical) is not None:
+            return obj
+        return None
     if not isinstance(obj, dict):
         return None
     p = _as_int(obj.get("physical"))
