@@ -378,6 +378,15 @@ class Graph:
             return "delta"
         return None
 
+    def answer_sync(self, remote_ts_json: Any) -> dict[str, Any] | None:
+        """The message answering a ``sync`` carrying ``remote_ts_json`` (§7.2), or None."""
+        kind = self.sync_answer_kind(remote_ts_json)
+        if kind == "full":
+            return self.full_state_message()
+        if kind == "delta":
+            return self.delta_message()
+        return None
+
     def sync_message(self) -> dict[str, Any]:
         return {"type": "sync", "timestamp": self.global_ts.to_json() if self.global_ts else None}
 
