@@ -66,6 +66,10 @@ def _valid_id(x: Any) -> bool:
     return isinstance(x, str) and x != ""
 
 
+#: Returned by the per-op appliers when the op is malformed (counted in ``rejected``).
+_REJECTED: Any = object()
+
+
 class Graph:
     def __init__(
         self,
@@ -262,14 +266,16 @@ class Graph:
                 ts = self._apply_link(s, t, op, raw_ts.capped(now), res)
             else:
                 continue  # unknown or non-op types are skipped, like the reference
-            if ts is not None:
+            if ts is _REJECTED:
+                res.rejected += 1
+            elif ts is not None:
                 res.accepted.append(op)
                 if newest is None or ts > newest:
                     newest = ts
         self._raise_global(newest)
         return res
 
-    def _apply_upsert(self, nid: str, op: dict[str, Any], ts: Timestamp, now: int, res: ApplyResult) -> Timestamp | None:
+    def _apply_upsert(self, nid: str, op: dict[str, Any], ts: Timestamp, now: int, res: ApplyResult) -> Any:
         local = self.nodes.get(nid)
         if local is None:
             tomb = self.oplog.tombstone(nid)
@@ -283,6 +289,11 @@ class Graph:
             value = {k: v for k, v in value.items() if k != "priority"}
         if local is not None and not unconditional and ts <= local.timestamp:
             return None  # ties keep the local version
+        if value is not MISSING:
+            try:
+                value = copy_json_value(value)  # stored data shares nothing with the message
+            except ValidationError:
+                return _REJECTED
         node = Node(nid, value, local.edges if local else [], ts)
         self._set(node)
         self.clock.update(ts)
@@ -299,18 +310,25 @@ class Graph:
         self._log({"type": "remove", "id": nid, "timestamp": ts})
         return ts
 
-    def _apply_link(self, s: str, t: str, op: dict[str, Any], ts: Timestamp, res: ApplyResult) -> Timestamp | None:
+    def _apply_link(self, s: str, t: str, op: dict[str, Any], ts: Timestamp, res: ApplyResult) -> Any:
         src = self.nodes.get(s)
         if src is None or t not in self.nodes or src.timestamp >= ts:
             return None
+        # stored as {type:"link", ...op}: "type" first, extra fields kept (copied) and re-served
+        entry: dict[str, Any] = {"type": "link"}
+        try:
+            for k, v in op.items():
+                if k != "type":
+                    entry[k] = v if k == "timestamp" else copy_json_value(v)
+        except ValidationError:
+            return _REJECTED
+        entry["timestamp"] = ts
         if t not in src.edges:
             new = Node(src.id, src.value, src.edges + [t], ts)
             self._set(new)
             self._index_add(s, (t,))
             res.changes.append(Change("updated", s, new, src))
         self.clock.update(ts)
-        entry = dict(op)  # extra fields of a received link are kept and re-served
-        entry["timestamp"] = ts
         self._log(entry)
         return ts
 
@@ -338,7 +356,14 @@ class Graph:
                 edges = list(dict.fromkeys(e for e in edges if _valid_id(e)))
             else:
                 edges = []
-            node = Node(nid, rec.get("value", MISSING), edges, ts)
+            value = rec.get("value", MISSING)
+            if value is not MISSING:
+                try:
+                    value = copy_json_value(value)
+                except ValidationError:
+                    res.rejected += 1
+                    continue
+            node = Node(nid, value, edges, ts)
             if local is not None:
                 self._index_remove(nid, local.edges)
             self._index_add(nid, edges)
