@@ -277,11 +277,13 @@ class Graph:
 
     def _apply_upsert(self, nid: str, op: dict[str, Any], ts: Timestamp, now: int, res: ApplyResult) -> Any:
         local = self.nodes.get(nid)
+        # cap first: tombstones are stored capped (removes are capped too), so the delete guard
+        # has to compare capped values or a far-future removal would not block an older upsert
+        ts = ts.capped(now)
         if local is None:
             tomb = self.oplog.tombstone(nid)
             if tomb is not None and tomb >= ts:
                 return None  # the delete guard: a newer or equal removal wins
-        ts = ts.capped(now)
         value = op.get("value", MISSING)
         unconditional = False
         if isinstance(value, dict) and "priority" in value:
