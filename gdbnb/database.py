@@ -119,11 +119,21 @@ class Database:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="gdbnb-store")
         self._opened = True
         if self._rtc:
-            from .net.node import SyncNode
-
-            self.network = SyncNode(self, **self._rtc_options)
-            await self.network.start()
+            await self.start_network(**self._rtc_options)
         return self
+
+    async def start_network(self, **rtc_options: Any) -> None:
+        """Join the GenosDB room, as ``open(rtc=True)`` does.
+
+        For callers that must open the store first (the CLI: a locked store is reported before
+        any port is bound or any relay contacted).
+        """
+        from .net.node import SyncNode
+
+        if self.network is not None:
+            raise RuntimeError("the network is already started")
+        self.network = SyncNode(self, **rtc_options)
+        await self.network.start()
 
     async def close(self) -> None:
         """Leave the room (bye), flush every pending write, close the store. Idempotent."""
