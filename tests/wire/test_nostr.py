@@ -244,13 +244,29 @@ def test_verify_rejects_tampering_without_raising() -> None:
         assert verify_event(bad) is False
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c)))
-def test_verify_never_raises(value: object) -> None:
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=4), c, max_size=3),
+    max_leaves=8,
+)
+_EVENT = make_event(KeyPair(), "topic", "hi")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(sorted(_EVENT)), _JSON)
+def test_verify_never_raises_on_one_bad_field(key: str, value: object) -> None:
+    bad = {**_EVENT, key: value}
+    assert verify_event(bad) is (bad == _EVENT)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_JSON)
+def test_parsers_never_raise(value: object) -> None:
     assert verify_event(value) is False
-    parse_signal(value if isinstance(value, str) else json.dumps(value))
-    parse_client_message(json.dumps(value))
-    parse_relay_message(json.dumps(value))
+    text = json.dumps(value)
+    parse_signal(text)
+    parse_client_message(text)
+    parse_relay_message(text)
 
 
 # --- client / relay messages ----------------------------------------------------------------
