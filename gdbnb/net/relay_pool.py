@@ -127,7 +127,6 @@ class RelayPool:
     ) -> None:
         self.urls: list[str] = normalize_relay_urls(urls, limit)
         self._on_event = on_event
-        self._on_status = on_status
         self._verify = verify
         self._max_message_size = max_message_size
         self._open_timeout = open_timeout
@@ -136,6 +135,7 @@ class RelayPool:
             for i, url in enumerate(self.urls)
         ]
         self._subs: dict[str, _Subscription] = {}
+        self._status_listeners: list[StatusCallback] = [] if on_status is None else [on_status]
         self._waiters: list[asyncio.Future[None]] = []
         self._started = False
         self._closing = False
@@ -175,6 +175,19 @@ class RelayPool:
     def is_disabled(self, index: int) -> bool:
         """True once the relay asked for proof of work; it is never reconnected."""
         return self._relays[index].disabled
+
+    def add_status_listener(self, listener: StatusCallback) -> Callable[[], None]:
+        """Call ``listener(relay_index, is_open)`` on every open/close; returns a remover.
+
+        Lets each room announce on a relay right after it (re)opens, after the REQs.
+        """
+        self._status_listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._status_listeners:
+                self._status_listeners.remove(listener)
+
+        return remove
 
     @property
     def open_relays(self) -> list[int]:
@@ -300,11 +313,11 @@ class RelayPool:
 
     def _status(self, relay: _Relay, up: bool) -> None:
         self._wake()
-        if self._on_status is not None:
+        for listener in list(self._status_listeners):
             try:
-                self._on_status(relay.index, up)
+                listener(relay.index, up)
             except Exception:
-                logger.exception("relay pool: on_status callback failed")
+                logger.exception("relay pool: status listener failed")
 
     def _on_message(self, relay: _Relay, message: str | bytes) -> None:
         msg = parse_relay_message(message)

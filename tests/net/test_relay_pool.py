@@ -85,11 +85,15 @@ async def test_subscribe_publish_echo_and_urls() -> None:
     async with RelayServer() as relay:
         pool = RelayPool([relay.url + "/", relay.url], inbox.on_event, on_status=inbox.on_status)
         assert pool.urls == [relay.url]
+        extra: list[tuple[int, bool]] = []
+        remove = pool.add_status_listener(lambda i, up: extra.append((i, up)))
         assert pool.publish(None, {"x": 1}) == 0  # nothing open yet: dropped silently
         pool.subscribe("root", topic)
         async with pool:
             assert await inbox.next_status() == (0, True)
-            assert pool.open_relays == [0]
+            assert pool.open_relays == [0] and extra == [(0, True)]
+            remove()
+            remove()
             ev = nostr.make_event(nostr.KeyPair(), topic, nostr.announce_content("me"))
             assert pool.publish(0, ev) == 1
             assert await inbox.event() == (0, "root", ev)  # the relay echoes our own events
@@ -100,7 +104,7 @@ async def test_subscribe_publish_echo_and_urls() -> None:
             ev2 = nostr.make_event(nostr.KeyPair(), topic, "x")
             pool.publish(None, ev2)
             assert await inbox.event() == (0, "late", ev2)
-        assert pool.open_relays == []
+        assert pool.open_relays == [] and extra == [(0, True)]
     assert inbox.events.empty()
 
 
