@@ -100,6 +100,8 @@ class Subscription:
         self._hub = hub
         self._queue: asyncio.Queue[SseEvent | None] = asyncio.Queue(maxsize + 1)  # +1: room for the close marker
         self._maxsize = maxsize
+        #: replayed events (Last-Event-ID), served before the live queue; bounded by the hub's buffer
+        self._backlog: deque[SseEvent] = deque()
         self.closed = False
         self.dropped = False
         self.on_drop: Callable[[], None] | None = None
@@ -120,12 +122,16 @@ class Subscription:
         self._queue.put_nowait(ev)
 
     async def get(self) -> SseEvent | None:
+        if self._backlog and not self.closed:
+            return self._backlog.popleft()
         if self.closed and self._queue.empty():
             return None
         return await self._queue.get()
 
     def get_nowait(self) -> SseEvent | None:
         """The next queued event, or None when the queue is empty (or closed)."""
+        if self._backlog and not self.closed:
+            return self._backlog.popleft()
         try:
             return self._queue.get_nowait()
         except asyncio.QueueEmpty:
@@ -222,8 +228,7 @@ class EventHub:
             # carries the current id: after reloading its state the client resumes from here
             reset = SseEvent(self.last_event_id, "reset", json.dumps({"room": self.room, "reason": "cannot resume"}))
             backlog = [reset]
-        for ev in backlog[-self.client_queue:]:
-            sub._offer(ev)
+        sub._backlog.extend(backlog)
         self._subs.add(sub)
         return sub
 
