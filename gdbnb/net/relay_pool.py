@@ -23,6 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from gdbnb.wire.nostr import (
+    RELAY_REDUNDANCY,
     RelayEvent,
     RelayNotice,
     RelayOk,
@@ -108,7 +109,7 @@ class RelayPool:
     """Connections to a list of Nostr relays, addressed by index in ``self.urls``.
 
     ``urls`` are normalized (one trailing ``/`` removed, duplicates dropped, at most
-    ``limit`` kept). Callbacks run on the event loop and must not block.
+    ``limit`` kept: 10 like the reference's ``relayRedundancy``; None for no cap). Callbacks run on the event loop and must not block.
     """
 
     def __init__(
@@ -123,7 +124,7 @@ class RelayPool:
         max_reconnect_delay: float = MAX_RECONNECT_DELAY_S,
         open_timeout: float = 10.0,
         max_outbox: int = 256,
-        limit: int | None = None,
+        limit: int | None = RELAY_REDUNDANCY,
     ) -> None:
         self.urls: list[str] = normalize_relay_urls(urls, limit)
         self._on_event = on_event
