@@ -264,6 +264,8 @@ def _describe(name: str, p: Any) -> tuple[int, str] | None:
         detail = " ".join(f"{k}={v}" for k, v in counts.items())
         verb = "sync served to" if name == "sync:served" else "sync applied from"
         return logging.INFO, f"{verb} {peer}" + (f": {detail}" if detail else "")
+    if name == "sync:failed":
+        return logging.WARNING, f"sync failed: {get('error') or p}"
     if name == "relay:up":
         return logging.INFO, f"relay up: {get('url') or get('relay') or p}"
     if name == "relay:down":

@@ -34,7 +34,7 @@ log = logging.getLogger("gdbnb.web.sse")
 BULK_THRESHOLD = 200
 
 _PEER_EVENTS = ("peer:join", "peer:leave", "peer:seen", "peer:lost")
-_PASS_THROUGH = ("sync:served", "sync:applied", "relay:up", "relay:down")
+_PASS_THROUGH = ("sync:served", "sync:applied", "sync:failed", "relay:up", "relay:down")
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,16 +122,33 @@
     addActivity(name, name.replace("node:", "node ") + origin, d.id, value);
     scheduleStatus();
   }
-  function onPeer(name, d) {
+  function onPeer(name, d, replayed) {
     var id = peerId(d);
-    if (name === "peer:join" || name === "peer:seen") upsertPeer(d, name === "peer:join" ? "connected" : "seen");
-    else if (peers.has(id)) peers.delete(id);
-    renderPeers();
+    if (!replayed) {  // replayed history: the status call already gave the current peers
+      if (name === "peer:join") upsertPeer(d, "connected");
+      else if (name === "peer:leave") peers.delete(id);
+      else if (name === "peer:seen" && !peers.has(id)) upsertPeer(d, "seen");
+      else if (name === "peer:lost" && peers.has(id) && peers.get(id).state === "seen") peers.delete(id);
+      renderPeers();
+    }
     addActivity(name, name.replace(":", " "), id, (d.type || "") + (d.room ? " · " + d.room : ""));
   }
 
-  function connect() {
-    var url = "events?" + (room ? "room=" + encodeURIComponent(room) + "&" : "") + (token ? "token=" + encodeURIComponent(token) : "");
+  // Recent history first, then the live stream from where it ended (no gap, no duplicate).
+  function loadRecent() {
+    return request(api + "recent?limit=50").then(function (r) {
+      r.events.forEach(function (ev) {
+        if (ev.event.indexOf("node:") === 0) onNode(ev.event, ev.data);
+        else if (ev.event.indexOf("peer:") === 0) onPeer(ev.event, ev.data, true);
+        else addActivity(ev.event, ev.event.replace(":", " "), ev.data.peer || ev.data.url || "", "");
+      });
+      return r.last_event_id;
+    }).catch(function () { return null; });
+  }
+
+  function connect(lastId) {
+    var url = "events?" + (room ? "room=" + encodeURIComponent(room) + "&" : "") + (token ? "token=" + encodeURIComponent(token) + "&" : "") +
+      (lastId ? "lastEventId=" + encodeURIComponent(lastId) : "");
     var es = new EventSource(url, { withCredentials: true });
     var live = $("live");
     es.onopen = function () { live.textContent = "live"; live.className = "badge on"; };
@@ -205,6 +222,6 @@
     }).catch(function (e) { $("lookup-error").textContent = e.message; });
   });
 
-  refreshStatus().then(connect);
+  refreshStatus().then(loadRecent).then(connect);
   setInterval(refreshStatus, 15000);
 })();
