@@ -363,7 +363,11 @@ async def _serve(db: Any, c: Config) -> int:
         context.info["relay_url"] = public_relay
     try:
         if c.rtc:
-            await db.start_network(**_rtc_options(c, own_relay))
+            try:
+                await db.start_network(**_rtc_options(c, own_relay))
+            except ImportError as e:  # an install without the WebRTC stack
+                print(f"gdbnb: error: the network layer cannot load ({e}); run with --no-rtc", file=sys.stderr)
+                return 1
         stats = db.stats()
         page = f"{server.url}/gdb/"
         peer_id = getattr(db.network, "peer_id", None)
