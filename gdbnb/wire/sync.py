@@ -816,6 +816,8 @@ class SyncSession:
     def _on_sync(self, peer: str, ts: Any, now: float) -> list[Any]:
         b = self._budget(peer)
         b.last_sync = ts
+        if b.deferred == "sync" and self.graph.sync_answer_kind(ts) != "full":
+            b.deferred = None  # superseded: the peer caught up meanwhile
         return self._answer_sync(peer, ts, now)
 
     def _answer_sync(self, peer: str, ts: Any, now: float) -> list[Any]:
