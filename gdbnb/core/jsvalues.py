@@ -22,7 +22,6 @@ __all__ = [
     "js_to_string",
     "js_to_number",
     "js_less",
-    "js_strict_equals",
     "js_truthy",
     "utf16_less",
     "collation_key",
@@ -31,7 +30,9 @@ __all__ = [
 ]
 
 # JS WhiteSpace + LineTerminator (what String.prototype.trim and \s know).
-_JS_SPACE = "\t\n\x0b\x0c\r \xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+_JS_SPACE = (
+    "\t\n\x0b\x0c\r \xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
 _NUMBER_RE = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|Infinity)\Z")
 _RADIX_RE = re.compile(r"0(?:[xX][0-9a-fA-F]+|[oO][0-7]+|[bB][01]+)\Z")
 
@@ -147,26 +148,21 @@ def js_less(a: Any, b: Any) -> bool | None:
     return x < y
 
 
-def js_strict_equals(a: Any, b: Any) -> bool:
-    """``a === b``: numbers by value, other primitives by type and value, objects by identity."""
-    if _is_number(a):
-        return _is_number(b) and a == b
-    if isinstance(a, (list, dict)):
-        return a is b
-    return type(a) is type(b) and a == b
-
-
 # ----------------------------------------------------------------------------- $text
 
 _TEXT_STRIP_MARKS = re.compile("[\u0300-\u036f]")
 # JS /[^\w\s]/g without the u flag: \w is ASCII only, \s is Unicode whitespace.
 _TEXT_STRIP_PUNCT = re.compile(f"[^A-Za-z0-9_{_JS_SPACE}]")
+_ASCII_NON_WORD = {c: None for c in range(128) if not re.match(f"[A-Za-z0-9_{_JS_SPACE}]", chr(c))}
 
 
 def text_normalize(v: Any) -> str:
     """The reference's ``$text`` folding: ``String(v)``, NFD, drop U+0300-U+036F, lowercase,
     drop everything but ASCII word characters and whitespace (so "ß" or "中" vanish)."""
-    s = unicodedata.normalize("NFD", js_to_string(v))
+    s = js_to_string(v)
+    if s.isascii():
+        return s.lower().translate(_ASCII_NON_WORD)
+    s = unicodedata.normalize("NFD", s)
     return _TEXT_STRIP_PUNCT.sub("", _TEXT_STRIP_MARKS.sub("", s).lower())
 
 

@@ -53,7 +53,6 @@ from .jsvalues import (
     collation_key,
     compile_js_regex,
     js_less,
-    js_strict_equals,
     js_to_number,
     js_truthy,
     text_normalize,
@@ -70,6 +69,7 @@ Test = Callable[[Any], bool]
 _NODE_KEYS = frozenset(("id", "value", "edges", "timestamp"))
 _EMPTY: Nodes = {}
 _NUMBER_TYPES = frozenset((int, float))
+_node_id = operator.attrgetter("id")
 
 
 def _always(_t: Any, _g: Nodes) -> bool:
@@ -418,7 +418,7 @@ class CompiledQuery:
 
     def select(self, nodes: Nodes) -> list[Node]:
         """The unsorted result: matching nodes, or with ``$edge`` the matching descendants."""
-        starts = _js_key_order(self._scan(nodes.values(), nodes), nodes)
+        starts = _js_key_order(self._scan(nodes.values(), nodes))
         if self.edge is None:
             return starts
         out: dict[str, Node] = {}
@@ -458,9 +458,9 @@ def _is_array_index(s: str) -> bool:
     return s.isdigit() and s.isascii() and (s == "0" or s[0] != "0") and int(s) < 2**32 - 1
 
 
-def _js_key_order(nodes: list[Node], graph: Nodes) -> list[Node]:
+def _js_key_order(nodes: list[Node]) -> list[Node]:
     """``Object.values`` order: array-index ids first (numerically), then insertion order."""
-    if not any(map(str.isdigit, graph)):
+    if not any(map(str.isdigit, map(_node_id, nodes))):
         return nodes
     idx = [n for n in nodes if n.id[:1].isdigit() and _is_array_index(n.id)]
     if not idx:

@@ -118,8 +118,9 @@ OPS = st.lists(
 
 @settings(max_examples=60, deadline=None)
 @given(OPS, st.sampled_from([{"g": 1}, {"g": {"$ne": 2}}, {"g": 1, "$edge": {}}]), st.sampled_from([None, 2]))
-def test_events_replay_to_the_current_result(ops: list[tuple[str, int, int, int]], query: dict[str, Any],
-                                            limit: int | None) -> None:
+def test_events_replay_to_the_current_result(
+    ops: list[tuple[str, int, int, int]], query: dict[str, Any], limit: int | None
+) -> None:
     """Applying the events to the subscriber's copy always gives the current result set."""
     g = Graph(clock=clock())
     lq = LiveQuery(g.nodes, query, field="n", limit=limit)

@@ -32,7 +32,7 @@ def _missing() -> str | None:
     if not (dist / "genossrv.min.js").is_file():
         return f"no GenosDB bundle at {dist} (set GENOSDB_DIST)"
     bun = os.environ.get("BUN") or shutil.which("bun") or (str(DEFAULT_BUN) if DEFAULT_BUN.exists() else None)
-    if not bun:
+    if not bun or not Path(bun).exists():
         return "bun not found (run shared/interop/setup.sh or set BUN)"
     if os.geteuid() != 0:
         return "network namespaces need root"
@@ -62,7 +62,9 @@ class Reference:
             yield ns
 
     @contextmanager
-    def bun_peer(self, ns: str, room: str = "gdbnb-test", relays: tuple[str, ...] = (DEAD_RELAY,), **kw: Any) -> Iterator[Any]:
+    def bun_peer(
+        self, ns: str, room: str = "gdbnb-test", relays: tuple[str, ...] = (DEAD_RELAY,), **kw: Any
+    ) -> Iterator[Any]:
         with self.harness.BunPeer(room=room, relays=list(relays), ns=ns, **kw) as peer:
             yield peer
 

@@ -14,7 +14,8 @@ from gdbnb.core.query import run_map
 pytestmark = pytest.mark.interop
 
 NODES: list[tuple[str, Any]] = [
-    ("n1", {"type": "item", "name": "Alice", "score": 0.9, "tags": ["a", "b"], "age": 31, "addr": {"city": "Paris"}}),
+    ("n1", {"type": "item", "name": "Alice", "score": 0.9, "tags": ["a", "b"], "age": 31,
+            "addr": {"city": "Paris"}}),
     ("n2", {"type": "item", "name": "bob", "score": 0.2, "tags": ["b"], "age": "25", "addr": {"city": "Lyon"}}),
     ("n3", {"type": "item", "name": "Émile", "score": 0.5, "tags": [], "age": None, "note": "Café crème, s'il vous plaît!"}),
     ("n4", {"type": "other", "name": "alice", "score": "0.7", "age": True}),
@@ -31,7 +32,10 @@ NODES: list[tuple[str, Any]] = [
     ("n13", {"type": "item", "name": "😀 smile", "score": 3}),
     ("n14", {"type": "item", "name": "ab", "score": 1.5}),
 ]
-LINKS = [("n1", "n2"), ("n2", "n3"), ("n3", "n1"), ("n3", "n5"), ("n5", "n6"), ("n6", "n5"), ("n4", "n7"), ("n7", "n8"), ("n8", "10")]
+LINKS = [
+    ("n1", "n2"), ("n2", "n3"), ("n3", "n1"), ("n3", "n5"), ("n5", "n6"), ("n6", "n5"), ("n4", "n7"), ("n7", "n8"),
+    ("n8", "10"),
+]
 
 SORTS: list[dict[str, Any]] = [
     {"field": "name"},
@@ -127,8 +131,10 @@ def _ref_ids(peer: Any, **opts: Any) -> list[str]:
 
 def _our_ids(g: Graph, opts: dict[str, Any]) -> list[str]:
     o = dict(opts)
-    kw = {"field": o.pop("field", None), "order": o.pop("order", "asc"), "limit": o.pop("$limit", None),
-          "after": o.pop("$after", None), "before": o.pop("$before", None)}
+    kw = {
+        "field": o.pop("field", None), "order": o.pop("order", "asc"), "limit": o.pop("$limit", None),
+        "after": o.pop("$after", None), "before": o.pop("$before", None),
+    }
     return [n.id for n in run_map(g.nodes, o.pop("query", None), **kw)]
 
 
@@ -174,7 +180,11 @@ def _strip(ev: dict[str, Any]) -> tuple[str, str, Any]:
 
 @pytest.mark.parametrize(
     "opts",
-    [{"query": {"type": "t"}}, {"query": {"type": "t"}, "field": "n", "$limit": 2}, {"query": {"k": "root", "$edge": {"type": "t"}}}],
+    [
+        {"query": {"type": "t"}},
+        {"query": {"type": "t"}, "field": "n", "$limit": 2},
+        {"query": {"k": "root", "$edge": {"type": "t"}}},
+    ],
     ids=["plain", "window", "edge"],
 )
 def test_realtime_events_match_reference(reference: Any, opts: dict[str, Any]) -> None:
@@ -209,5 +219,5 @@ def test_realtime_events_match_reference(reference: Any, opts: dict[str, Any]) -
             ours += [_strip(e) for e in live.on_changes(changes)]
             peer.call("sleep", timeout=0.05)  # let the reference's debounced notification run
         peer.call("sleep", timeout=0.2)
-        theirs = [_strip(e) for e in peer.events if e.get("event") == "map" and e.get("action") != "initial"]
+        theirs = [_strip(e) for e in peer.events if e.get("event") == "map" and e["action"] != "initial"]
         assert ours == theirs
