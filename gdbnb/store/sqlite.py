@@ -5,7 +5,12 @@ Schema (``PRAGMA application_id`` = ``0x67646262``, "gdbb")::
     meta(key TEXT PRIMARY KEY, value TEXT)  WITHOUT ROWID   -- values are JSON text
         format "gdbnb-store", schema_version 1, room, global_timestamp, clock
     nodes(id TEXT PRIMARY KEY, data BLOB)   WITHOUT ROWID   -- data: see store/codec.py
-    oplog(seq INTEGER PRIMARY KEY, entry BLOB)              -- the newest ``capacity`` entries
+    oplog(seq INTEGER PRIMARY KEY, entry BLOB)              -- the newest entries, oldest first
+
+The oplog table is trimmed lazily: up to ``_TRIM_SLACK`` rows beyond the window are kept, so
+a single-node commit does not also rewrite the page of the oldest entry every time (one WAL
+frame less per commit). ``load`` returns only the newest ``oplog_capacity`` (a meta row) entries,
+so the slack is invisible.
 
 ``nodes`` is a clustered table (``WITHOUT ROWID``): one b-tree keyed by id, so an upsert is one
 lookup and the table is about 25 % smaller than a rowid table with a separate id index.
@@ -47,6 +52,7 @@ APPLICATION_ID = 0x67646262  # "gdbb"
 _FORMAT = "gdbnb-store"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _DURABILITY = {"process": "NORMAL", "full": "FULL"}
+_TRIM_SLACK = 64
 
 _SCHEMA = (
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
@@ -107,6 +113,7 @@ class SQLiteStore:
         self._mutex = threading.Lock()
         self._packer = RowPacker()
         self._seq = 0  # seq of the newest oplog row
+        self._trimmed = 0  # every oplog row with seq <= this is gone
         self._conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +158,8 @@ class SQLiteStore:
             conn.execute("PRAGMA fullfsync=ON" if self.durability == "full" else "PRAGMA fullfsync=OFF")
             if fresh:
                 self._create(conn)
-            self._seq = conn.execute("SELECT coalesce(max(seq), 0) FROM oplog").fetchone()[0]
+            lo, hi = conn.execute("SELECT coalesce(min(seq), 1), coalesce(max(seq), 0) FROM oplog").fetchone()
+            self._trimmed, self._seq = lo - 1, hi
         except sqlite3.DatabaseError as e:
             conn.close()
             if _is_corruption(e):
@@ -205,6 +213,7 @@ class SQLiteStore:
                     ("room", json.dumps(self.room)),
                     ("global_timestamp", "null"),
                     ("clock", "null"),
+                    ("oplog_capacity", "null"),
                 ],
             )
             conn.execute("COMMIT")
@@ -228,9 +237,10 @@ class SQLiteStore:
             gc_was_enabled = gc.isenabled()
             gc.disable()
             try:
-                nodes = self._load_nodes(conn)
-                oplog = self._load_oplog(conn)
                 meta = self._read_meta(conn)
+                nodes = self._load_nodes(conn)
+                capacity = meta.get("oplog_capacity")
+                oplog = self._load_oplog(conn, capacity if isinstance(capacity, int) and capacity > 0 else None)
             except sqlite3.DatabaseError as e:
                 raise self._corrupt(f"cannot read the store ({e})") from e
             finally:
@@ -265,9 +275,10 @@ class SQLiteStore:
             raise self._corrupt(f"bad node row {node_id!r} ({type(e).__name__}: {e})") from e
         return out
 
-    def _load_oplog(self, conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    def _load_oplog(self, conn: sqlite3.Connection, capacity: int | None) -> list[dict[str, Any]]:
         out = []
-        for seq, blob in conn.execute("SELECT seq, entry FROM oplog ORDER BY seq"):
+        first = self._seq - capacity if capacity is not None else 0
+        for seq, blob in conn.execute("SELECT seq, entry FROM oplog WHERE seq > ? ORDER BY seq", (first,)):
             try:
                 out.append(decode_oplog_entry(blob))
             except Exception as e:
@@ -308,12 +319,19 @@ class SQLiteStore:
                         _executemany_keys(conn, _DELETE_NODE, deletes)
                     if upserts:
                         _executemany_keys(conn, _UPSERT_NODE, upserts)
+                    trimmed = 0 if journal.cleared else self._trimmed
                     if ops:
                         conn.executemany(_INSERT_OP, ops)
-                        conn.execute(_TRIM_OPS, (seq - journal.oplog_capacity,))
+                        if seq - trimmed > journal.oplog_capacity + _TRIM_SLACK:
+                            trimmed = seq - journal.oplog_capacity
+                            conn.execute(_TRIM_OPS, (trimmed,))
                     conn.executemany(
                         _SET_META,
-                        (("global_timestamp", _ts_json(journal.global_ts)), ("clock", _ts_json(journal.clock))),
+                        (
+                            ("global_timestamp", _ts_json(journal.global_ts)),
+                            ("clock", _ts_json(journal.clock)),
+                            ("oplog_capacity", str(journal.oplog_capacity)),
+                        ),
                     )
                     conn.execute("COMMIT")
                 except BaseException:
@@ -324,7 +342,7 @@ class SQLiteStore:
                 if _is_corruption(e):
                     raise self._corrupt(f"commit failed, the file is corrupt ({e})") from e
                 raise StoreError(f"{self.path}: commit failed ({e})") from e
-            self._seq = seq
+            self._seq, self._trimmed = seq, trimmed
 
     # ------------------------------------------------------------------ closing
 

@@ -17,6 +17,7 @@ from gdbnb.core.node import MISSING, Node
 from gdbnb.errors import ClosedError, StoreCorruptError, StoreError, StoreLockedError
 from gdbnb.store import SQLiteStore, default_data_dir, default_store_path, room_file_stem
 from gdbnb.store.paths import room_from_file_stem
+from gdbnb.store.sqlite import _TRIM_SLACK
 
 ROOM = "test-room"
 
@@ -98,11 +99,18 @@ def test_oplog_trimmed_to_capacity(tmp_path: Path) -> None:
             g.put(i, id=f"m{i}")
         store.commit(g.take_journal())  # one journal with several entries
         rows = store._connection().execute("SELECT count(*) FROM oplog").fetchone()[0]
-        assert rows == 10
+        assert 10 <= rows <= 10 + _TRIM_SLACK  # trimmed lazily
+        assert [e["id"] for e in store.load().oplog] == [e["id"] for e in g.oplog]
+        for i in range(200):
+            g.put(i, id=f"k{i}")
+            store.commit(g.take_journal())
+        rows = store._connection().execute("SELECT count(*) FROM oplog").fetchone()[0]
+        assert 10 <= rows <= 10 + _TRIM_SLACK
     g2, store = reopen(path, oplog_size=10)
     with store:
         assert [e["id"] for e in g2.oplog] == [e["id"] for e in g.oplog]
-        assert len(g2.nodes) == 32
+        assert len(g2.nodes) == 232
+        assert len(store.load().oplog) == 10  # the slack rows are not returned
 
 
 def test_big_journal_trims_in_one_commit(tmp_path: Path) -> None:
