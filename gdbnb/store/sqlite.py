@@ -229,7 +229,18 @@ class SQLiteStore:
         return self._conn
 
     def load(self) -> Snapshot:
-        """Everything stored: nodes, the oplog window, the global timestamp and the clock."""
+        """Everything stored: nodes, the oplog window, the global timestamp and the clock.
+
+        A corrupt file raises :class:`StoreCorruptError` and closes the store (releasing the
+        lock), so the caller can move the file aside and start again in the same process.
+        """
+        try:
+            return self._load()
+        except StoreCorruptError:
+            self.close()
+            raise
+
+    def _load(self) -> Snapshot:
         with self._mutex:
             conn = self._connection()
             # Building a million small containers triggers the cyclic GC again and again for
@@ -293,16 +304,16 @@ class SQLiteStore:
         Cost is proportional to the journal: changed rows, appended oplog entries, one range
         delete to trim the oplog, two meta rows. On failure nothing of the journal is written.
         """
-        pack_node = self._packer.node
-        upserts: list[tuple[str, bytes]] = []
-        deletes: list[tuple[str]] = []
-        for node_id, node in journal.nodes.items():
-            if node is None:
-                deletes.append((node_id,))
-            else:
-                upserts.append((node_id, pack_node(node)))
-        with self._mutex:
+        with self._mutex:  # also guards the packer, which is not thread-safe
             conn = self._connection()
+            pack_node = self._packer.node
+            upserts: list[tuple[str, bytes]] = []
+            deletes: list[tuple[str]] = []
+            for node_id, node in journal.nodes.items():
+                if node is None:
+                    deletes.append((node_id,))
+                else:
+                    upserts.append((node_id, pack_node(node)))
             seq = 0 if journal.cleared else self._seq
             ops = []
             pack_op = self._packer.oplog_entry

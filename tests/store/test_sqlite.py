@@ -279,6 +279,22 @@ def test_bad_row_refused(tmp_path: Path) -> None:
     _assert_refused_untouched(path, "bad node row 'node-00001'")
 
 
+def test_corrupt_load_closes_and_releases(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite"
+    _store_with_nodes(path, 3)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE nodes SET data = x'c1' WHERE id = 'node-00001'")
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(path, ROOM)
+    with pytest.raises(StoreCorruptError):
+        store.load()
+    assert store.closed
+    path.rename(tmp_path / "moved-aside.sqlite")
+    with SQLiteStore(path, ROOM) as fresh:  # the lock was released
+        assert fresh.load().nodes == []
+
+
 def test_bad_row_shape_refused(tmp_path: Path) -> None:
     path = tmp_path / "r.sqlite"
     _store_with_nodes(path, 3)
@@ -386,3 +402,24 @@ def test_room_file_stem_plain_is_verbatim_and_long_is_bounded() -> None:
     assert len(a) <= 180 and a != b
     with pytest.raises(ValueError):
         room_file_stem("")
+
+
+def test_commits_from_several_threads(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "r.sqlite"
+    with SQLiteStore(path, ROOM) as store:
+
+        def writer(k: int) -> None:
+            g = Graph()
+            for i in range(100):
+                g.put({"k": k, "i": i, "s": "\ud800" if i % 10 == 0 else "x"}, id=f"t{k}-{i}")
+                store.commit(g.take_journal())
+
+        threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        nodes = by_id(store.load().nodes)
+    assert len(nodes) == 400 and nodes["t3-99"].value == {"k": 3, "i": 99, "s": "x"}
