@@ -39,7 +39,8 @@ function render({ model, el }) {
     .nodeRelSize(4)
     .linkColor(() => "rgba(128,128,128,0.45)")
     .linkDirectionalArrowRelPos(1)
-    .cooldownTime(10000)
+    .cooldownTicks(300) // the layout settles, then redraws stop (autoPauseRedraw) until something changes
+    .cooldownTime(15000)
     .onRenderFramePost(() => { frames += 1; status.dataset.frames = String(frames); })
     .onNodeClick((n) => {
       model.send({ type: "details", id: n.id });
