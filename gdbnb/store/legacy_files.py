@@ -8,7 +8,10 @@ Import is defensive (the files may come from anywhere): inflation is bounded, ev
 validated and invalid ones are skipped and counted, and a file that cannot be read at all
 raises :class:`~gdbnb.errors.StoreCorruptError` naming it. Export writes MessagePack the way
 ``@msgpack/msgpack`` does (integral numbers as the smallest int form, other numbers as
-float64, JS key order) and replaces the files atomically.
+float64, JS key order; ``gdbnb.wire.legacy.js_msgpack_packb``) and replaces the files
+atomically. Import decodes with plain ``msgpack`` rather than ``wire.legacy.unpack_deflated``
+on purpose: that decoder refuses a whole message for one bad key, while a file import keeps
+every valid record and counts the others.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import msgpack
 from ..core.hlc import Timestamp, parse_timestamp
 from ..core.node import MAX_VALUE_DEPTH, MISSING, Node
 from ..errors import StoreCorruptError
+from ..wire.jsjson import is_array_index
+from ..wire.legacy import js_msgpack_packb
 from .paths import room_file_stem
 
 __all__ = [
@@ -44,7 +49,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_INFLATED = 4 * 1024**3
 _MAX_TIMESTAMP_FILE = 64 * 1024
 _CHUNK = 1 << 20
-_MAX_SAFE = 2**53 - 1
 
 
 class LegacyImport(NamedTuple):
@@ -214,37 +218,6 @@ def import_files(
 # ---------------------------------------------------------------------- export
 
 
-def _is_array_index(k: str) -> bool:
-    return k.isdigit() and k.isascii() and (k == "0" or k[0] != "0") and int(k) < 2**32 - 1
-
-
-def _js(v: Any) -> Any:
-    """``v`` shaped as a JS value: integral numbers as ints, others float, JS key order."""
-    if isinstance(v, bool) or v is None or isinstance(v, str):
-        return v
-    if isinstance(v, float):
-        if v.is_integer() and abs(v) <= _MAX_SAFE:
-            return int(v)
-        return v
-    if isinstance(v, int):
-        if abs(v) <= _MAX_SAFE:
-            return v
-        try:
-            return float(v)  # a JS number: an unsafe integer is a float64
-        except OverflowError:
-            return math.inf if v > 0 else -math.inf
-    if isinstance(v, dict):
-        keys = list(v)
-        if any(_is_array_index(k) for k in keys):
-            # JS objects list array-index keys first, ascending, then the others in insertion order
-            idx = sorted((k for k in keys if _is_array_index(k)), key=int)
-            keys = idx + [k for k in keys if not _is_array_index(k)]
-        return {k: _js(v[k]) for k in keys}
-    if isinstance(v, (list, tuple)):
-        return [_js(x) for x in v]
-    return v
-
-
 def _atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -271,23 +244,23 @@ def _atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
 
 
 def _graph_chunks(nodes: list[Node]) -> Iterable[bytes]:
-    """Stream the deflated MessagePack node map, one record at a time (bounded memory)."""
-    packer = msgpack.Packer(use_bin_type=True, use_single_float=False, unicode_errors="surrogatepass")
+    """Stream the deflated MessagePack node map, one record at a time (bounded memory).
+
+    Records are encoded by ``wire.legacy.js_msgpack_packb`` (the ``@msgpack/msgpack`` rules);
+    the map header is the same in every encoder, and the ids follow JS key order.
+    """
     z = zlib.compressobj()  # level 6, like pako's default
     ordered = nodes
-    if any(_is_array_index(n.id) for n in nodes):
-        ordered = sorted((n for n in nodes if _is_array_index(n.id)), key=lambda n: int(n.id))
-        ordered += [n for n in nodes if not _is_array_index(n.id)]
-    buf = [packer.pack_map_header(len(ordered))]
-    size = len(buf[0])
+    if any(is_array_index(n.id) for n in nodes):
+        ordered = sorted((n for n in nodes if is_array_index(n.id)), key=lambda n: int(n.id))
+        ordered += [n for n in nodes if not is_array_index(n.id)]
+    header = msgpack.Packer().pack_map_header(len(ordered))
+    buf = [header]
+    size = len(header)
     for n in ordered:
-        rec = {
-            "id": n.id,
-            "value": None if n.value is MISSING else _js(n.value),  # undefined is kept as nil
-            "edges": list(n.edges),
-            "timestamp": {"physical": n.timestamp.physical, "logical": n.timestamp.logical},
-        }
-        b = packer.pack(n.id) + packer.pack(rec)
+        # value MISSING (JS undefined) is written as nil with its key kept, as the JS encoder does
+        rec = {"id": n.id, "value": n.value, "edges": n.edges, "timestamp": n.timestamp}
+        b = js_msgpack_packb(n.id) + js_msgpack_packb(rec)
         buf.append(b)
         size += len(b)
         if size >= _CHUNK:
