@@ -61,7 +61,7 @@ class GraphView(LiveWidget):
         self._pending: dict[str, dict[str, Any] | None] = {}  # id -> summary, None = remove
         self._access.call(self._set_query, query)
         self.query = query
-        self.observe(self._query_changed, names="query")
+        self.observe(self._on_query_trait, names="query")
         self._subscribe("change")
 
     # ---------------------------------------------------------------- query
@@ -82,7 +82,7 @@ class GraphView(LiveWidget):
             self._update_counts()
         return True
 
-    def _query_changed(self, change: dict[str, Any]) -> None:
+    def _on_query_trait(self, change: dict[str, Any]) -> None:
         self._access.submit(self._reset_query, change["new"])
 
     def _reset_query(self, query: dict[str, Any] | None) -> None:
