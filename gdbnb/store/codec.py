@@ -21,7 +21,7 @@ import msgpack
 from ..core.hlc import Timestamp
 from ..core.node import MISSING, Node
 
-__all__ = ["RowPacker", "decode_node_row", "decode_oplog_entry", "unpack_row", "BIG_INT_EXT"]
+__all__ = ["RowPacker", "decode_oplog_entry", "unpack_row", "BIG_INT_EXT"]
 
 #: MessagePack ext code of an integer that does not fit in 64 bits (payload: ASCII decimal).
 BIG_INT_EXT = 1
@@ -72,15 +72,6 @@ class RowPacker:
         ts = entry["timestamp"]
         d["timestamp"] = [ts[0], ts[1]]
         return self._pack(d)
-
-
-def decode_node_row(node_id: str, blob: bytes) -> Node:
-    """One node row -> Node; ValueError/TypeError/msgpack errors when the row is malformed."""
-    r = unpack_row(blob)
-    p, l, edges = r[0], r[1], r[2]
-    if type(p) is not int or type(l) is not int or type(edges) is not list or not 3 <= len(r) <= 4:
-        raise ValueError("bad node row")
-    return Node(node_id, r[3] if len(r) == 4 else MISSING, edges, Timestamp(p, l))
 
 
 def decode_oplog_entry(blob: bytes) -> dict[str, Any]:
