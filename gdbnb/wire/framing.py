@@ -229,7 +229,6 @@ class _Partial:
     size: int = 0
     wire_bytes: int = 0
     meta: bytes | None = None
-    dropped: bool = False  # over a bound: swallow the rest of its frames up to the last one
 
 
 class FrameAssembler:
@@ -243,7 +242,8 @@ class FrameAssembler:
     * ``max_inflated_bytes``: size after inflating (default ``DEFAULT_MAX_INFLATED``, 64 MiB);
       inflating stops there, so a decompression bomb costs at most that much memory;
     * ``max_in_flight``: partial messages kept at once (default 8); the least recently fed
-      one is dropped to make room;
+      one is dropped to make room. The rest of a message dropped midway is swallowed up to its
+      last frame, so its tail is never mistaken for a message of its own;
     * ``stale_after``: seconds without a frame after which a partial message is dropped
       (default 30, measured with ``clock``);
     * ``max_json_depth``: array/object nesting of JSON payloads and metadata (default
@@ -279,6 +279,7 @@ class FrameAssembler:
         self.error_counts: Counter[str] = Counter()
         self._clock = clock
         self._pending: dict[tuple[str, int], _Partial] = {}  # least recently fed first
+        self._discarding: dict[tuple[str, int], float] = {}  # dropped midway -> last frame time
 
     def _drop(self, reason: str, detail: str) -> None:
         self.error_counts[reason] += 1
@@ -302,42 +303,58 @@ class FrameAssembler:
         now = self._clock()
         self._expire(now)
         key = (action, nonce)
+        if key in self._discarding:  # the rest of a message dropped midway
+            if flags & _LAST:
+                del self._discarding[key]
+            else:
+                self._discarding[key] = now
+            return []
         st = self._pending.pop(key, None)
         if st is None:
             if len(self._pending) >= self.max_in_flight:
-                (old_action, old_nonce), _ = next(iter(self._pending.items()))
-                del self._pending[(old_action, old_nonce)]
-                self._drop("in-flight-limit", f"{old_action}#{old_nonce} dropped for {action}#{nonce}")
+                old = next(iter(self._pending))
+                self._discard(old, now)
+                self._drop("in-flight-limit", f"{old[0]}#{old[1]} dropped for {action}#{nonce}")
             st = _Partial(now)
         self._pending[key] = st  # (re)inserted last: most recently fed
         st.touched = now
         st.wire_bytes += len(frame)
         data = frame[HEADER_LEN:]
-        if not st.dropped:
-            if flags & _META:
-                st.meta = data
+        if flags & _META:
+            st.meta = data
+        else:
+            st.chunks.append(data)
+        st.size += len(data)
+        if st.size > self.max_message_bytes or len(st.chunks) > MAX_CHUNKS:
+            self._drop("too-large", f"{action}#{nonce}: over {self.max_message_bytes} bytes or {MAX_CHUNKS} chunks")
+            if not flags & _LAST:
+                self._discard(key, now)
             else:
-                st.chunks.append(data)
-            st.size += len(data)
-            if st.size > self.max_message_bytes or len(st.chunks) > MAX_CHUNKS:
-                st.dropped, st.chunks, st.meta = True, [], None
-                self._drop("too-large", f"{action}#{nonce}: over {self.max_message_bytes} bytes or {MAX_CHUNKS} chunks")
+                del self._pending[key]
+            return []
         if not flags & _LAST:
             return []
         del self._pending[key]
-        if st.dropped:
-            return []
         message = self._decode(action, nonce, flags, st)
         return [] if message is None else [message]
 
+    def _discard(self, key: tuple[str, int], now: float) -> None:
+        """Forget a partial message and swallow its remaining frames (until its last one)."""
+        self._pending.pop(key, None)
+        self._discarding[key] = now
+        if len(self._discarding) > self.max_in_flight:
+            del self._discarding[next(iter(self._discarding))]
+
     def _expire(self, now: float) -> None:
+        for key, touched in list(self._discarding.items()):
+            if now - touched > self.stale_after:
+                del self._discarding[key]
         while self._pending:
             key, st = next(iter(self._pending.items()))
             if now - st.touched <= self.stale_after:
                 return
-            del self._pending[key]
-            if not st.dropped:
-                self._drop("stale", f"{key[0]}#{key[1]} incomplete for {self.stale_after} s")
+            del self._pending[key]  # its sender is gone or stuck: its nonce may come back fresh
+            self._drop("stale", f"{key[0]}#{key[1]} incomplete for {self.stale_after} s")
 
     def _decode(self, action: str, nonce: int, flags: int, st: _Partial) -> Message | None:
         where = f"{action}#{nonce}"
