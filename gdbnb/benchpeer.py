@@ -161,6 +161,7 @@ class BenchPeer:
             "peer_id": getattr(net, "peer_id", None),
             "runtime": f"python {sys.version.split()[0]}",
             "subscriptions": list(self.subs),
+            "relay_url": getattr(net, "relay_url", None),
         }
 
     async def op_put(self, c: dict[str, Any]) -> Any:
@@ -326,8 +327,10 @@ async def _amain(args: argparse.Namespace) -> int:
         out.flush()
 
     options: dict[str, Any] = {}
-    if args.relay:
+    if args.relay or args.serve_relay:
         options.update(rtc=True, relay_urls=args.relay, presence=args.presence)
+        if args.serve_relay:
+            options["serve_relay"] = args.serve_relay
         if args.loopback:
             options["loopback"] = True
     if args.oplog_size:
@@ -338,7 +341,9 @@ async def _amain(args: argparse.Namespace) -> int:
 
     db = await gdb_open(args.room, path=args.db or False, **options)
     peer = BenchPeer(db, emit)
-    peer.event("ready", engine="gdbnb", room=args.room, db=args.db, pid=os.getpid(), nodes=len(db.graph.nodes))
+    relay_url = getattr(db.network, "relay_url", None)
+    peer.event("ready", engine="gdbnb", room=args.room, db=args.db, pid=os.getpid(), nodes=len(db.graph.nodes),
+               relay_url=relay_url)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 30)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -372,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--relay", action="append", default=[], help="relay URL (repeatable, or comma-separated)")
     p.add_argument("--db", help="SQLite store path (default: in memory)")
     p.add_argument("--password")
+    p.add_argument("--serve-relay", metavar="HOST:PORT", help="run the embedded Nostr relay there (and signal through it)")
     p.add_argument("--oplog-size", type=int)
     p.add_argument("--loopback", action="store_true", help="offer loopback ICE candidates")
     p.add_argument("--no-presence", dest="presence", action="store_false")
