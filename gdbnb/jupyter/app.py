@@ -142,7 +142,7 @@ class GdbnbExtension(ExtensionApp):
         self.relay_key = secrets.token_urlsafe(32)  # for this server's own nodes only
         # the mounted relay's URL is known once the server listens: see _start_jupyter_server_extension
         self.manager = RoomManager(self.context, self._room_settings(own_relay=None),
-                                   max_rooms=self.max_rooms, close_timeout=self.shutdown_timeout)
+                                   max_rooms=self.max_rooms, close_timeout=self.shutdown_timeout, logger=self.log)
         self._start_task: asyncio.Task[None] | None = None
         self._old_sigint: Any = None
         self.settings["gdbnb"] = self  # for other extensions and kernels' helpers

@@ -88,7 +88,9 @@ class RoomManager:
         *,
         max_rooms: int = 64,
         close_timeout: float = 5.0,
+        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
     ) -> None:
+        self.log = logger or log  # the extension passes Jupyter's logger: its lines go with the server's
         self.context = context
         self.settings = settings
         self.max_rooms = max_rooms
@@ -153,15 +155,15 @@ class RoomManager:
                 await db.start_network(**s.rtc_options(password))
             except Exception as e:  # ImportError (no WebRTC stack), bad options...
                 self.network_errors[room] = f"{type(e).__name__}: {e}"
-                log.error("room %r: the network cannot start (%s); serving its store only", room, e)
+                self.log.error("room %r: the network cannot start (%s); serving its store only", room, e)
                 net, db.network = db.network, None
                 if net is not None:
                     try:
                         await net.stop()
                     except Exception:
-                        log.debug("stopping a half-started network failed", exc_info=True)
+                        self.log.debug("stopping a half-started network failed", exc_info=True)
         net = db.network
-        log.info("room %r served: %d node(s), store %s%s", room, len(db.graph.nodes), db.store_path,
+        self.log.info("room %r served: %d node(s), store %s%s", room, len(db.graph.nodes), db.store_path,
                  f", peer id {net.peer_id}" if net is not None else ", network off")
         return db
 
@@ -181,11 +183,11 @@ class RoomManager:
         try:
             await asyncio.wait_for(db.close(), self.close_timeout)
         except asyncio.TimeoutError:
-            log.error("room %r: leaving and flushing took more than %.1f s", db.room, self.close_timeout)
+            self.log.error("room %r: leaving and flushing took more than %.1f s", db.room, self.close_timeout)
         except Exception:
-            log.exception("room %r: error while closing", db.room)
+            self.log.exception("room %r: error while closing", db.room)
         else:
-            log.info("room %r closed", db.room)
+            self.log.info("room %r closed", db.room)
 
     async def close(self) -> None:
         """Close every room at once (server shutdown); later joins raise ``ClosedError``."""
