@@ -326,7 +326,8 @@ class FrameAssembler:
             st.chunks.append(data)
         st.size += len(data)
         if st.size > self.max_message_bytes or len(st.chunks) > MAX_CHUNKS:
-            self._drop("too-large", f"{action}#{nonce}: over {self.max_message_bytes} bytes or {MAX_CHUNKS} chunks")
+            limits = f"{self.max_message_bytes} bytes or {MAX_CHUNKS} chunks"
+            self._drop("too-large", f"{action}#{nonce}: over {limits}")
             if not flags & _LAST:
                 self._discard(key, now)
             else:
@@ -384,4 +385,5 @@ class FrameAssembler:
             kind = "json"
         else:
             value, kind = decode_utf8(body), "text"
-        return Message(action, nonce, value, kind, meta, bool(flags & _ZLIB), st.wire_bytes)  # type: ignore[arg-type]
+        compressed = bool(flags & _ZLIB)
+        return Message(action, nonce, value, kind, meta, compressed, st.wire_bytes)  # type: ignore[arg-type]

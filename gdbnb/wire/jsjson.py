@@ -282,21 +282,18 @@ def _js_dict(d: dict[Any, Any], dirty: set[int] | None) -> dict[str, Any]:
     return {k: v for k, v in zip(ordered, vals) if v is not _UNDEFINED}
 
 
-def _children(conts: list[Any], with_owners: bool) -> tuple[list[Any], list[int]]:
-    """The values of the dicts and lists ``conts``, and (if asked) the index of each one's owner."""
-    is_dict = list(map(is_, map(type, conts), repeat(dict)))
-    dicts = list(compress(conts, is_dict))
-    lists = list(compress(conts, map(not_, is_dict)))
-    items = list(chain(chain.from_iterable(map(dict.values, dicts)), chain.from_iterable(lists)))
-    if not with_owners:
-        return items, []
-    owners = list(
-        chain(
-            chain.from_iterable(map(repeat, compress(count(), is_dict), map(len, dicts))),
-            chain.from_iterable(map(repeat, compress(count(), map(not_, is_dict)), map(len, lists))),
-        )
-    )
-    return items, owners
+def _children(conts: list[Any]) -> list[Any]:
+    """The values of the dicts and lists ``conts``: dict values first, then list items."""
+    dicts = [c for c in conts if type(c) is dict]
+    lists = [c for c in conts if type(c) is not dict]
+    return list(chain(chain.from_iterable(map(dict.values, dicts)), chain.from_iterable(lists)))
+
+
+def _owners(conts: list[Any]) -> list[int]:
+    """For each item of ``_children(conts)``, the index of its container in ``conts``."""
+    order = [i for i, c in enumerate(conts) if type(c) is dict]
+    order += [i for i, c in enumerate(conts) if type(c) is not dict]
+    return list(chain.from_iterable(map(repeat, order, map(len, map(conts.__getitem__, order)))))
 
 
 def _dirty_containers(value: Any) -> set[int]:
@@ -317,11 +314,11 @@ def _dirty_containers(value: Any) -> set[int]:
         dicts = [c for c in conts if type(c) is dict]
         if dicts and not _keys_in_js_order(chain.from_iterable(dicts)):
             bad.update(i for i, c in enumerate(conts) if type(c) is dict and not _keys_in_js_order(c))
-        items, _ = _children(conts, False)
+        items = _children(conts)
         item_types = list(map(type, items))
         types = set(item_types)
         if not (types <= _PLAIN and _numbers_ok(items, item_types, types)):
-            bad.update(_bad_owners(items, item_types, _children(conts, True)[1]))
+            bad.update(_bad_owners(items, item_types, _owners(conts)))
         levels.append(conts)
         blamed.append(bad)
         conts = list(compress(items, map(_CONTAINERS.__contains__, item_types)))
@@ -330,8 +327,9 @@ def _dirty_containers(value: Any) -> set[int]:
         conts = levels[depth]
         if depth and blamed[depth]:
             # the owner (in the level above) of each container of this level
-            items, owners = _children(levels[depth - 1], True)
-            parent = list(compress(owners, map(_CONTAINERS.__contains__, map(type, items))))
+            above = levels[depth - 1]
+            is_cont = map(_CONTAINERS.__contains__, map(type, _children(above)))
+            parent = list(compress(_owners(above), is_cont))
             blamed[depth - 1].update(parent[i] for i in blamed[depth])
         dirty.update(id(conts[i]) for i in blamed[depth])
     return dirty
@@ -362,8 +360,12 @@ def _string_or_raw(s: str) -> str:
 _Encoder = Callable[[Any, int], Any]
 # Arguments: markers, default, string encoder, indent, key sep, item sep, sort_keys, skipkeys,
 # allow_nan. No circularity markers: the level walk has bounded the depth already.
-_fast_encoder: _Encoder = c_make_encoder(None, _needs_numbers, encode_basestring, None, ":", ",", False, False, True)
-_number_encoder: _Encoder = c_make_encoder(None, _number_text, _string_or_raw, None, ":", ",", False, False, True)
+_fast_encoder: _Encoder = c_make_encoder(
+    None, _needs_numbers, encode_basestring, None, ":", ",", False, False, True
+)
+_number_encoder: _Encoder = c_make_encoder(
+    None, _number_text, _string_or_raw, None, ":", ",", False, False, True
+)
 
 _SURROGATES = re.compile("[\ud800-\udbff][\udc00-\udfff]|[\ud800-\udfff]")
 
