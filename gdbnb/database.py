@@ -1,12 +1,13 @@
 """The GenosDB data API in Python, async at the core.
 
-Every write, local or remote, goes through ``Database._apply``: the graph decides (core/graph.py),
-the journal of what changed is committed to the store, then ONE ``change`` event is emitted on
-``db.events``. Realtime ``map``/``get`` callbacks, the SSE stream, widgets and the network's
-outbox all subscribe to that event; nothing else is a source of truth.
+Every write, local or remote, goes through ``Database._record``: the graph decides
+(core/graph.py), the journal of what changed is acknowledged in the store's journal log, then ONE
+``change`` event is emitted on ``db.events``. Realtime ``map``/``get`` callbacks, the SSE stream,
+widgets and the network's outbox all subscribe to that event; nothing else is a source of truth.
 
-Acknowledged writes: ``await db.put(...)`` returns once its transaction is committed to SQLite
-(see README, "Durability"). Commits from one loop iteration are grouped into one transaction.
+Acknowledged writes: ``await db.put(...)`` returns once its journal is in the journal log, which
+survives ``kill -9`` (see README, "Durability"). Logged writes are checkpointed into SQLite in
+batches (one transaction for every write of the last ~50 ms).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .core.graph import ApplyResult, Change, Graph, Journal
 from .core.hlc import HybridClock
 from .core.node import Node
 from .core.oplog import DEFAULT_OPLOG_SIZE
+from .store.journal_log import merge_journals
 from .errors import ClosedError, ValidationError
 from .events import EventBus
 
@@ -33,6 +35,8 @@ log = logging.getLogger("gdbnb.db")
 
 #: journals with more node rows than this are committed off the event loop
 _INLINE_COMMIT_ROWS = 2000
+#: how long acknowledged writes may wait in the journal log before a checkpoint into SQLite
+_CHECKPOINT_DELAY = 0.05
 
 _MAP_OPTION_KEYS = {"query", "field", "order", "$limit", "$after", "$before", "realtime", "limit", "after", "before"}
 
@@ -81,9 +85,9 @@ class Database:
         self.store: Any = None
         self.network: Any = None
         self._middleware: list[Middleware] = []
-        self._waiters: list[asyncio.Future[None]] = []
-        self._pending: list[ChangeBatch] = []
-        self._flush_handle: asyncio.Handle | None = None
+        self._unsaved: list[Journal] = []  # logged, not yet checkpointed into SQLite
+        self._unsaved_seq = 0
+        self._checkpoint_handle: asyncio.TimerHandle | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._inflight: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -99,6 +103,11 @@ class Database:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop this database lives on (set once opened)."""
+        return self._loop
 
     async def _open(self) -> "Database":
         self._loop = asyncio.get_running_loop()
@@ -168,54 +177,67 @@ class Database:
 
     # ------------------------------------------------------------------ the single apply path
 
-    def _apply(self, batch: ChangeBatch) -> asyncio.Future[None]:
-        """Queue ``batch`` (already applied to the graph) for commit; emit it once committed.
+    def _record(self, batch: ChangeBatch) -> None:
+        """Acknowledge and publish one write that the graph has already applied.
 
-        Everything applied in one loop iteration is committed as one transaction.
+        The write's journal is appended to the store's journal log (one ``os.write``: this is
+        the acknowledgement), queued for the next SQLite checkpoint, then ONE ``change`` event
+        is emitted. Huge remote merges skip the log and go straight to a checkpoint: nobody
+        waits for their acknowledgement, and the peers would send them again after a crash.
         """
-        assert self._loop is not None
-        fut = self._loop.create_future()
-        self._waiters.append(fut)
-        self._pending.append(batch)
-        if self._flush_handle is None:
-            self._flush_handle = self._loop.call_soon(self._flush)
-        return fut
-
-    def _flush(self) -> None:
-        self._flush_handle = None
         journal = self.graph.take_journal()
-        waiters, self._waiters = self._waiters, []
-        batches, self._pending = self._pending, []
-        if self.store is None or not journal:
-            self._done(batches, waiters, None)
+        error: Exception | None = None
+        if self.store is not None and journal:
+            self._unsaved.append(journal)
+            try:
+                if batch.origin == "local" or len(journal.nodes) <= _INLINE_COMMIT_ROWS:
+                    self._unsaved_seq = self.store.append(journal)
+            except Exception as e:  # disk full, I/O error: the caller learns it wasn't acknowledged
+                log.error("journal log append failed: %s", e)
+                error = e
+            self._schedule_checkpoint(len(journal.nodes) > _INLINE_COMMIT_ROWS)
+        self.events.emit("change", batch)
+        if error is not None:
+            raise error
+
+    def _schedule_checkpoint(self, now: bool = False) -> None:
+        assert self._loop is not None
+        if now and self._checkpoint_handle is not None:
+            self._checkpoint_handle.cancel()
+            self._checkpoint_handle = None
+        if self._checkpoint_handle is None:
+            self._checkpoint_handle = self._loop.call_later(0 if now else _CHECKPOINT_DELAY, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        """Move the logged journals into SQLite (one transaction for all of them)."""
+        self._checkpoint_handle = None
+        if not self._unsaved or self.store is None:
             return
+        journal = merge_journals(self._unsaved)
+        upto = self._unsaved_seq
+        self._unsaved = []
         if self._inflight is None and len(journal.nodes) <= _INLINE_COMMIT_ROWS:
             try:
-                self.store.commit(journal)
-            except Exception as e:  # disk full, I/O error: the caller learns it, nothing is emitted
-                log.error("store commit failed: %s", e)
-                self._done([], waiters, e)
-            else:
-                self._done(batches, waiters, None)
+                self.store.checkpoint(journal, upto)
+            except Exception as e:
+                log.error("store checkpoint failed (the journal log keeps the writes): %s", e)
             return
-        self._commit_in_thread(journal, batches, waiters)
+        self._checkpoint_in_thread(journal, upto)
 
-    def _commit_in_thread(self, journal: Journal, batches: list[ChangeBatch], waiters: list[asyncio.Future[None]]) -> None:
-        """Large journals go to the store thread; later commits queue behind them (FIFO)."""
+    def _checkpoint_in_thread(self, journal: Journal, upto: int) -> None:
+        """Large checkpoints go to the store thread; later ones queue behind them (FIFO)."""
         assert self._loop is not None and self._executor is not None
         prev = self._inflight
         loop = self._loop
+        store = self.store
 
         async def run() -> None:
             if prev is not None:
                 await asyncio.shield(prev)
             try:
-                await loop.run_in_executor(self._executor, self.store.commit, journal)
+                await loop.run_in_executor(self._executor, store.checkpoint, journal, upto)
             except Exception as e:
-                log.error("store commit failed: %s", e)
-                self._done([], waiters, e)
-            else:
-                self._done(batches, waiters, None)
+                log.error("store checkpoint failed: %s", e)
 
         task = loop.create_task(run())
         self._inflight = task
@@ -226,30 +248,21 @@ class Database:
 
         task.add_done_callback(clear)
 
-    def _done(self, batches: list[ChangeBatch], waiters: list[asyncio.Future[None]], error: Exception | None) -> None:
-        for b in batches:
-            self.events.emit("change", b)
-        for w in waiters:
-            if not w.done():
-                if error is None:
-                    w.set_result(None)
-                else:
-                    w.set_exception(error)
-
     async def _drain(self) -> None:
-        """Wait until every queued write is committed."""
-        while self._flush_handle is not None or self._inflight is not None or self._waiters:
-            if self._flush_handle is not None:
-                self._flush_handle.cancel()
-                self._flush()
+        """Wait until everything written so far is in SQLite."""
+        while self._unsaved or self._inflight is not None:
+            if self._checkpoint_handle is not None:
+                self._checkpoint_handle.cancel()
+                self._checkpoint_handle = None
+            self._checkpoint()
             if self._inflight is not None:
                 await asyncio.shield(self._inflight)
-            waiters = list(self._waiters)
-            if waiters:
-                await asyncio.gather(*waiters, return_exceptions=True)
 
     async def flush(self) -> None:
-        """Wait until everything written so far is durable."""
+        """Wait until everything written so far is checkpointed into SQLite.
+
+        Not needed for durability (an acknowledged write is already in the journal log).
+        """
         await self._drain()
 
     # ------------------------------------------------------------------ local writes
@@ -258,7 +271,7 @@ class Database:
         """Insert or replace a node's value (edges are kept); returns its id."""
         self._check_open()
         node, op, changes = self.graph.put(value, id)
-        await self._apply(ChangeBatch(changes, "local", [op]))
+        self._record(ChangeBatch(changes, "local", [op]))
         return node.id
 
     async def link(self, source_id: str, target_id: str) -> bool:
@@ -267,7 +280,7 @@ class Database:
         op, changes = self.graph.link(source_id, target_id)
         if op is None:
             return False
-        await self._apply(ChangeBatch(changes, "local", [op]))
+        self._record(ChangeBatch(changes, "local", [op]))
         return True
 
     async def remove(self, id: str) -> bool:
@@ -276,14 +289,14 @@ class Database:
         op, changes = self.graph.remove(id)
         if op is None:
             return False
-        await self._apply(ChangeBatch(changes, "local", [op]))
+        self._record(ChangeBatch(changes, "local", [op]))
         return True
 
     async def clear(self) -> None:
         """Delete every node and reset the oplog and the global timestamp (local only)."""
         self._check_open()
         changes = self.graph.clear()
-        await self._apply(ChangeBatch(changes, "local", [], kind="clear"))
+        self._record(ChangeBatch(changes, "local", [], kind="clear"))
 
     # ------------------------------------------------------------------ reads
 
@@ -368,14 +381,14 @@ class Database:
                 return ApplyResult()
             ops = out
         res = self.graph.apply_ops(ops)
-        await self._apply(ChangeBatch(res.changes, origin, kind="ops"))
+        self._record(ChangeBatch(res.changes, origin, kind="ops"))
         return res
 
     async def merge_full_state(self, graph_data: Any, removals: Any, timestamp: Any, origin: str) -> ApplyResult:
         if self._closed:
             return ApplyResult()
         res = self.graph.merge_full_state(graph_data, removals, timestamp)
-        await self._apply(ChangeBatch(res.changes, origin, kind="full_state"))
+        self._record(ChangeBatch(res.changes, origin, kind="full_state"))
         return res
 
     # ------------------------------------------------------------------ introspection

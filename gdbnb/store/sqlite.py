@@ -42,6 +42,7 @@ from ..core.hlc import Timestamp, parse_timestamp
 from ..core.node import MISSING, Node
 from ..errors import ClosedError, StoreCorruptError, StoreError
 from .codec import RowPacker, decode_oplog_entry, unpack_row
+from .journal_log import JournalLog, merge_journals
 from .lock import StoreLock
 from .paths import default_data_dir, default_store_path
 
@@ -127,9 +128,19 @@ class SQLiteStore:
         except OSError as e:
             raise StoreError(f"cannot create the directory of {self.path}: {e}") from e
         self._lock = StoreLock(self.path)
+        self._log: JournalLog | None = None
+        self._log_mutex = threading.Lock()
+        self._log_seq = 0  # newest journal-log record already in SQLite
         try:
             self._conn = self._open()
+            self._log = JournalLog(self.path.with_name(self.path.name + ".log"), durability=durability)
+            self._replay_log()
         except BaseException:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            if self._log is not None:
+                self._log.close()
             self._lock.release()
             raise
 
@@ -167,6 +178,8 @@ class SQLiteStore:
                 self._create(conn)
             lo, hi = conn.execute("SELECT coalesce(min(seq), 1), coalesce(max(seq), 0) FROM oplog").fetchone()
             self._trimmed, self._seq = lo - 1, hi
+            row = conn.execute("SELECT value FROM meta WHERE key = 'log_seq'").fetchone()
+            self._log_seq = int(row[0]) if row else 0
         except sqlite3.DatabaseError as e:
             conn.close()
             if _is_corruption(e):
@@ -336,6 +349,44 @@ class SQLiteStore:
         Cost is proportional to the journal: changed rows, appended oplog entries, one range
         delete to trim the oplog, two meta rows. On failure nothing of the journal is written.
         """
+        self._commit(journal, self._log_seq)
+
+    # ------------------------------------------------------------------ the journal log
+
+    def append(self, journal: Journal) -> int:
+        """Acknowledge ``journal`` by appending it to the journal log (one ``os.write``).
+
+        Returns its sequence number; :meth:`checkpoint` later moves it into SQLite.
+        """
+        with self._log_mutex:
+            log = self._log
+            if log is None:
+                raise ClosedError(f"store {self.path} is closed")
+            seq = max(log.last_seq, self._log_seq) + 1
+            log.append(journal, seq)
+            return seq
+
+    def checkpoint(self, journal: Journal, upto_seq: int) -> None:
+        """Commit ``journal`` (the merge of every logged journal up to ``upto_seq``) to SQLite,
+        then drop the log if nothing newer was appended meanwhile."""
+        self._commit(journal, upto_seq)
+        with self._log_mutex:
+            if self._log is not None and self._log.last_seq <= upto_seq:
+                self._log.truncate()
+
+    def _replay_log(self) -> None:
+        """Move the acknowledged records that SQLite does not hold yet into it (crash recovery)."""
+        assert self._log is not None
+        try:
+            pending = [(seq, j) for seq, j in self._log.records() if seq > self._log_seq]
+        except (ValueError, TypeError, IndexError, KeyError) as e:
+            raise self._corrupt(f"unreadable journal log {self._log.path.name} ({e})") from e
+        if pending:
+            self._commit(merge_journals([j for _, j in pending]), pending[-1][0])
+        self._log.truncate()
+        self._log.last_seq = self._log_seq
+
+    def _commit(self, journal: Journal, log_seq: int) -> None:
         with self._mutex:  # also guards the packer, which is not thread-safe
             conn = self._connection()
             pack_node = self._packer.node
@@ -374,6 +425,7 @@ class SQLiteStore:
                             ("global_timestamp", _ts_json(journal.global_ts)),
                             ("clock", _ts_json(journal.clock)),
                             ("oplog_capacity", str(journal.oplog_capacity)),
+                            ("log_seq", str(log_seq)),
                         ),
                     )
                     conn.execute("COMMIT")
@@ -386,16 +438,20 @@ class SQLiteStore:
                     raise self._corrupt(f"commit failed, the file is corrupt ({e})") from e
                 raise StoreError(f"{self.path}: commit failed ({e})") from e
             self._seq, self._trimmed = seq, trimmed
+            self._log_seq = log_seq
 
     # ------------------------------------------------------------------ closing
 
     def close(self) -> None:
         """Checkpoint and close the file, release the lock. Idempotent."""
-        with self._mutex:
+        with self._mutex, self._log_mutex:
             conn, self._conn = self._conn, None
+            log, self._log = self._log, None
             try:
                 if conn is not None:
                     conn.close()  # the last connection checkpoints the WAL into the main file
+                if log is not None:
+                    log.close()
             finally:
                 self._lock.release()
 
