@@ -74,8 +74,9 @@ class BenchPeer:
         self._changed = asyncio.Event()
         db.events.on_any(self._on_event)
 
-    def event(self, name: str, **fields: Any) -> None:
-        self.emit({"type": "event", "event": name, "ts": _now_ms(), **fields})
+    def event(self, event_name: str, /, **fields: Any) -> None:
+        # positional-only: "phase" events carry a ``name`` field of their own
+        self.emit({"type": "event", "event": event_name, "ts": _now_ms(), **fields})
 
     def _on_event(self, name: str, payload: Any) -> None:
         if name == "change":
