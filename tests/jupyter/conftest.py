@@ -14,7 +14,6 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 
 @pytest.fixture
