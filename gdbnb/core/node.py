@@ -80,25 +80,53 @@ class Node:
 def copy_json_value(value: Any, _depth: int = 0) -> Any:
     """A deep copy of a JSON-compatible value, or ValidationError naming what is wrong.
 
-    Accepted: dict with str keys, list/tuple, str, int, finite float, bool, None.
+    Accepted: dict with str keys, list/tuple, str, int, finite float, bool, None. This runs on
+    every local write, so scalars inside containers are handled inline (exact type checks
+    first; subclasses such as numpy scalars take the slower general path).
     """
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
     if _depth > MAX_VALUE_DEPTH:
         raise ValidationError(f"value nested deeper than {MAX_VALUE_DEPTH} levels")
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
+    if t is dict:
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                if not isinstance(k, str):
+                    raise ValidationError(f"value has a non-string key {k!r}; JSON object keys are strings")
+                k = str(k)
+            tv = type(v)
+            if tv is str or tv is int or tv is bool or v is None or (tv is float and math.isfinite(v)):
+                out[k] = v
+            else:
+                out[k] = copy_json_value(v, _depth + 1)
+        return out
+    if t is list or t is tuple:
+        return [
+            v if (type(v) is str or type(v) is int or v is None or (type(v) is float and math.isfinite(v)))
+            else copy_json_value(v, _depth + 1)
+            for v in value
+        ]
+    return _copy_general(value, _depth)
+
+
+def _copy_general(value: Any, depth: int) -> Any:
+    """The slow path: subclasses of the JSON types, non-finite floats, and errors."""
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str):
+        return str(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValidationError(f"value contains a non-finite number ({value!r}), which JSON cannot carry")
-        return value
+        return float(value)
     if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise ValidationError(f"value has a non-string key {k!r}; JSON object keys are strings")
-            out[k] = copy_json_value(v, _depth + 1)
-        return out
+        return copy_json_value(dict(value), depth)
     if isinstance(value, (list, tuple)):
-        return [copy_json_value(v, _depth + 1) for v in value]
+        return copy_json_value(list(value), depth)
     raise ValidationError(f"value of type {type(value).__name__} is not JSON-serializable")
 
 
