@@ -206,7 +206,8 @@ async def test_100k_node_catch_up_from_another_gdbnb_node(tmp_path: Path, relay:
     rnd = random.Random(7)
     for i in range(100_000):
         a.graph.put({"type": "item", "i": i, "score": rnd.random()})  # bulk: graph only, then commit once
-    await a._apply(gdbnb.ChangeBatch([], "bulk-load"))
+    a._record(gdbnb.ChangeBatch([], "bulk-load"))
+    await a.flush()
     served = until(a, "sync:served", lambda p: p["kind"] == "full")
     b = await open_node(tmp_path, "b", relay)
     try:
