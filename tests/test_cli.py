@@ -237,8 +237,13 @@ def test_rtc_with_its_own_relay_only(nodes):
     assert status["network"] is True and status["peer_id"]
     assert status["relay_url"] == f"ws://127.0.0.1:{port}"
     req = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Accept": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as r:
-        health = json.loads(r.read())
+    deadline = time.monotonic() + 10
+    while True:  # the node's own relay client connects asynchronously after "ready"
+        with urllib.request.urlopen(req, timeout=5) as r:
+            health = json.loads(r.read())
+        if health["connections"] >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert health["protocol"] == "nostr (ephemeral subset)" and health["connections"] >= 1
     rc, err = n.stop()
     assert rc == 0, err
