@@ -46,6 +46,7 @@ from gdbnb.wire.nostr import (
 )
 
 __all__ = [
+    "connect_with_outbox",
     "RelayLimits",
     "RelayStats",
     "RelayFullError",
@@ -311,6 +312,24 @@ class RelayHub:
                     break
 
 
+def connect_with_outbox(hub: "RelayHub") -> "tuple[RelayConnection, asyncio.Queue[str]]":
+    """Connect to ``hub`` through a bounded outbox that a socket driver drains.
+
+    The hub's ``send`` must never block: a reader too slow to keep up loses messages (counted
+    as ``overflowed``) instead of stalling the relay. Raises :class:`RelayFullError`.
+    """
+    outbox: asyncio.Queue[str] = asyncio.Queue(hub.limits.max_outbox)
+    stats = hub.stats
+
+    def send(text: str) -> None:
+        try:
+            outbox.put_nowait(text)
+        except asyncio.QueueFull:
+            stats.overflowed += 1
+
+    return hub.connect(send), outbox
+
+
 class RelayServer:
     """A ``RelayHub`` served over WebSocket (any path) with a JSON health answer over HTTP.
 
@@ -399,17 +418,8 @@ class RelayServer:
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
-        outbox: asyncio.Queue[str] = asyncio.Queue(self.limits.max_outbox)
-        stats = self.hub.stats
-
-        def send(text: str) -> None:
-            try:
-                outbox.put_nowait(text)
-            except asyncio.QueueFull:
-                stats.overflowed += 1
-
         try:
-            conn = self.hub.connect(send)
+            conn, outbox = connect_with_outbox(self.hub)
         except RelayFullError:
             await ws.close(1013, "relay full")
             return

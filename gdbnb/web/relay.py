@@ -64,20 +64,11 @@ class RootHandler(WebSocketHandler):
         return int(self.relay.limits.max_message_size) if self.relay is not None else 64 * 1024
 
     def open(self, *args: Any, **kwargs: Any) -> None:
-        from ..net.relay_server import RelayFullError
+        from ..net.relay_server import RelayFullError, connect_with_outbox
 
         assert self.relay is not None
-        outbox: asyncio.Queue[str] = asyncio.Queue(self.relay.limits.max_outbox)
-        stats = self.relay.stats
-
-        def send(text: str) -> None:
-            try:
-                outbox.put_nowait(text)
-            except asyncio.QueueFull:
-                stats.overflowed += 1
-
         try:
-            self._conn = self.relay.connect(send)
+            self._conn, outbox = connect_with_outbox(self.relay)
         except RelayFullError:
             self.close(1013, "relay full")
             return
