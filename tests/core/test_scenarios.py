@@ -33,7 +33,6 @@ How the replay maps the capture:
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -43,21 +42,12 @@ import pytest
 from gdbnb.core.graph import Graph
 from gdbnb.core.hlc import HybridClock, Timestamp
 
+from ..vectors import vectors_dir
+
 _HERE = Path(__file__).resolve()
 
 
-def _vectors_dir() -> Path | None:
-    cands = [_HERE.parents[2].parent / "shared" / "spec" / "vectors"]
-    env = os.environ.get("GDBNB_SHARED_DIR")
-    if env:
-        cands.insert(0, Path(env) / "spec" / "vectors")
-    for c in cands:
-        if (c / "sync").is_dir():
-            return c / "sync"
-    return None
-
-
-VECTORS = _vectors_dir()
+VECTORS = vectors_dir("sync")
 SCENARIOS = sorted(p.name for p in VECTORS.glob("scenario-*.json")) if VECTORS else []
 
 pytestmark = pytest.mark.skipif(VECTORS is None, reason="shared spec vectors not found (set GDBNB_SHARED_DIR)")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -14,15 +12,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from gdbnb.net.relay_server import RelayFullError, RelayHub, RelayLimits, RelayServer
 from gdbnb.wire import nostr
 
-
-def _signaling_dir() -> Path | None:
-    candidates = [Path(__file__).parents[2].parent / "shared" / "spec" / "vectors" / "signaling"]
-    if os.environ.get("GDBNB_SHARED_DIR"):
-        candidates.append(Path(os.environ["GDBNB_SHARED_DIR"]) / "spec" / "vectors" / "signaling")
-    return next((p for p in candidates if p.is_dir()), None)
+from ..vectors import vectors_dir
 
 
-VECTORS = _signaling_dir()
+VECTORS = vectors_dir("signaling")
 needs_vectors = pytest.mark.skipif(VECTORS is None, reason="signaling vectors not found")
 
 TIMEOUT = 5.0

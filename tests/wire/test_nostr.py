@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -37,15 +35,10 @@ from gdbnb.wire.nostr import (
     verify_event,
 )
 
-
-def _signaling_dir() -> Path | None:
-    candidates = [Path(__file__).parents[2].parent / "shared" / "spec" / "vectors" / "signaling"]
-    if os.environ.get("GDBNB_SHARED_DIR"):
-        candidates.append(Path(os.environ["GDBNB_SHARED_DIR"]) / "spec" / "vectors" / "signaling")
-    return next((p for p in candidates if p.is_dir()), None)
+from ..vectors import vectors_dir
 
 
-VECTORS = _signaling_dir()
+VECTORS = vectors_dir("signaling")
 needs_vectors = pytest.mark.skipif(VECTORS is None, reason="signaling vectors not found")
 
 

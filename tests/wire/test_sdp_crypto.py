@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-from pathlib import Path
 
 import pytest
 
@@ -13,15 +11,10 @@ from gdbnb.errors import ProtocolError
 from gdbnb.wire.nostr import APP_ID, parse_signal
 from gdbnb.wire.sdp_crypto import SdpDecryptError, decrypt_sdp, encrypt_sdp, room_key
 
-
-def _signaling_dir() -> Path | None:
-    candidates = [Path(__file__).parents[2].parent / "shared" / "spec" / "vectors" / "signaling"]
-    if os.environ.get("GDBNB_SHARED_DIR"):
-        candidates.append(Path(os.environ["GDBNB_SHARED_DIR"]) / "spec" / "vectors" / "signaling")
-    return next((p for p in candidates if p.is_dir()), None)
+from ..vectors import vectors_dir
 
 
-VECTORS = _signaling_dir()
+VECTORS = vectors_dir("signaling")
 needs_vectors = pytest.mark.skipif(VECTORS is None, reason="signaling vectors not found")
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zlib
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -22,18 +20,11 @@ from gdbnb.wire.legacy import (
     unpack_deflated,
 )
 
-
-def _vectors_dir() -> Path | None:
-    here = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "vectors"
-    if here.is_dir():
-        return here
-    env = os.environ.get("GDBNB_SHARED_DIR")
-    if env and (Path(env) / "spec" / "vectors").is_dir():
-        return Path(env) / "spec" / "vectors"
-    return None
+from ..vectors import vectors_dir
 
 
-VECTORS = _vectors_dir()
+_SYNC = vectors_dir("sync")
+VECTORS = _SYNC.parent if _SYNC else None
 pytestmark = pytest.mark.skipif(VECTORS is None, reason="shared/spec/vectors not found (set GDBNB_SHARED_DIR)")
 SYNC_FILES = sorted((VECTORS / "sync").glob("*.json")) if VECTORS else []
 
