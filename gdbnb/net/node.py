@@ -247,7 +247,7 @@ class SyncNode:
 
     def _on_relay_status(self, index: int, up: bool) -> None:
         url = self.pool.urls[index] if self.pool is not None else None
-        log.info("relay %s %s", url, "up" if up else "down")
+        log.debug("relay %s %s", url, "up" if up else "down")  # the CLI logs the event for operators
         self.db.events.emit("relay:up" if up else "relay:down", {"url": url, "index": index})
 
     def _emit(self, name: str, peer: str, peer_type: str | None, room: str, **extra: Any) -> None:

@@ -39,7 +39,7 @@ def make_app(context: GdbWebContext, *, relay: Any = None, **settings: Any) -> A
     rules: list[Any] = [(r"/", RootHandler, {"relay": relay, "redirect_to": "/gdb/"})]
     rules += make_handlers("/", context)
     settings.setdefault("websocket_ping_interval", 30)
-    settings.setdefault("websocket_ping_timeout", 60)
+    settings.setdefault("websocket_ping_timeout", 30)  # Tornado caps it at the interval
     return Application(
         rules,
         default_handler_class=NotFoundHandler,
