@@ -47,6 +47,10 @@ def test_embedded_relay_is_the_only_relay(room: dict[str, Any]) -> None:
     g, web, srv = room["gdbnb"], room["web"], room["srv"]
     g.wait_peers(2, timeout=JOIN)  # GenosSRV + browser
     web.wait_peers(2, timeout=JOIN)  # gdbnb + GenosSRV: the reference peers met through our relay
+    # GenosSRV is not scriptable: its log is the only signal that it joined (it lags a little)
+    deadline = time.monotonic() + JOIN
+    while srv.log_text().count("Peer connected:") < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert srv.log_text().count("Peer connected:") >= 2, srv.log_text()[-2000:]
 
     b = web.put({"type": "er", "from": "browser"})
@@ -76,7 +80,7 @@ def test_gdbnb_alone_serves_a_fresh_browser(reference: Any, room: dict[str, Any]
     """Every other peer gone (GenosSRV stopped above, the browser quits): a brand-new browser
     (new profile, new origin) whose only relay is gdbnb's gets the whole graph from gdbnb."""
     g, web, ns, tmp = room["gdbnb"], room["web"], room["ns"], room["tmp"]
-    assert not room["srv"].alive()
+    room["srv"].stop()  # (already stopped by the test above when it passed)
     ids = [web.put({"type": "solo", "i": i, "text": f"n{i} ünïcødé"}) for i in range(20)]
     for i in range(0, 19, 2):
         web.link(ids[i], ids[i + 1])
