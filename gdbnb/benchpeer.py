@@ -103,13 +103,14 @@ class BenchPeer:
         elif name == "sync:served":
             kind = p.get("kind")
             if kind == "full":
-                self.event("phase", name="full_sent", nodes=p.get("nodes"))
+                self.event("phase", name="full_sent", nodes=p.get("nodes"), parts=p.get("parts"), bytes=p.get("bytes"),
+                           peer=p.get("peer"))
             elif kind == "delta":
                 self.event("phase", name="delta_sent", ops=p.get("ops"))
         elif name == "sync:applied":
             kind = p.get("kind")
             if kind == "full":
-                self.event("phase", name="full_merged", nodes=p.get("accepted"))
+                self.event("phase", name="full_merged", nodes=p.get("accepted"), peer=p.get("peer"))
             elif kind == "delta":
                 self.event("phase", name="delta_received", ops=p.get("accepted"))
         elif name == "sync:failed":
