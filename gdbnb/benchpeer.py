@@ -26,6 +26,7 @@ __all__ = ["BenchPeer", "main"]
 log = logging.getLogger("gdbnb.benchpeer")
 
 _MAP_KEYS = ("query", "field", "order", "$limit", "$after", "$before")
+_WRITES = ("put", "link", "remove")
 
 
 def _now_ms() -> int:
@@ -278,14 +279,18 @@ class BenchPeer:
         await asyncio.sleep(float(c.get("timeout", 0)))
         return None
 
-    async def _one(self, c: dict[str, Any]) -> Any:
+    def _write_now(self, c: dict[str, Any]) -> Any:
+        """A put/link/remove, acknowledged before this returns (gdbnb writes never wait)."""
         op = c.get("op")
         if op == "put":
-            return await self.db.put(c["value"], c.get("id"))
+            return self.db.put_nowait(c["value"], c.get("id"))
         if op == "link":
-            return await self.db.link(str(c["source"]), str(c["target"]))
-        if op == "remove":
-            return await self.db.remove(str(c["id"]))
+            return self.db.link_nowait(str(c["source"]), str(c["target"]))
+        return self.db.remove_nowait(str(c["id"]))
+
+    async def _one(self, c: dict[str, Any]) -> Any:
+        if c.get("op") in _WRITES:
+            return self._write_now(c)
         r = await self.run(c)
         if not r["ok"]:
             raise CommandError(r["error"])
@@ -297,13 +302,22 @@ class BenchPeer:
             raise CommandError('batch needs "cmds" (an array of commands)')
         failed, first_error = 0, None
         t0 = time.perf_counter()
-        if c.get("parallel"):
+        if c.get("parallel") and all(isinstance(x, dict) and x.get("op") in _WRITES for x in cmds):
+            # "start all, then await all": each write is acknowledged as it starts, so starting
+            # them in order is the whole job (no task per write)
+            outs = []
+            for x in cmds:
+                try:
+                    outs.append(self._write_now(x))
+                except Exception as e:  # noqa: BLE001 - reported per command, like the reference
+                    outs.append(e)
+        elif c.get("parallel"):
             outs = await asyncio.gather(*(self._one(x) for x in cmds), return_exceptions=True)
         else:
             outs = []
             for x in cmds:
                 try:
-                    outs.append(await self._one(x))
+                    outs.append(self._write_now(x) if isinstance(x, dict) and x.get("op") in _WRITES else await self._one(x))
                 except Exception as e:  # noqa: BLE001 - reported per command, like the reference
                     outs.append(e)
         results = []

@@ -266,16 +266,20 @@ class Database:
         await self._drain()
 
     # ------------------------------------------------------------------ local writes
+    #
+    # A local write is acknowledged synchronously (one journal-log append), so each has a
+    # ``*_nowait`` twin for code already on the database's loop thread (realtime callbacks,
+    # bulk loaders); the async methods are what most callers use.
 
-    async def put(self, value: Any, id: str | None = None) -> str:
-        """Insert or replace a node's value (edges are kept); returns its id."""
+    def put_nowait(self, value: Any, id: str | None = None) -> str:
+        """:meth:`put` without the coroutine: call it on the database's loop thread."""
         self._check_open()
         node, op, changes = self.graph.put(value, id)
         self._record(ChangeBatch(changes, "local", [op]))
         return node.id
 
-    async def link(self, source_id: str, target_id: str) -> bool:
-        """Add an edge source → target. False (and nothing sent) when an end is missing."""
+    def link_nowait(self, source_id: str, target_id: str) -> bool:
+        """:meth:`link` without the coroutine: call it on the database's loop thread."""
         self._check_open()
         op, changes = self.graph.link(source_id, target_id)
         if op is None:
@@ -283,14 +287,26 @@ class Database:
         self._record(ChangeBatch(changes, "local", [op]))
         return True
 
-    async def remove(self, id: str) -> bool:
-        """Remove a node and every edge pointing to it. False when it does not exist."""
+    def remove_nowait(self, id: str) -> bool:
+        """:meth:`remove` without the coroutine: call it on the database's loop thread."""
         self._check_open()
         op, changes = self.graph.remove(id)
         if op is None:
             return False
         self._record(ChangeBatch(changes, "local", [op]))
         return True
+
+    async def put(self, value: Any, id: str | None = None) -> str:
+        """Insert or replace a node's value (edges are kept); returns its id once acknowledged."""
+        return self.put_nowait(value, id)
+
+    async def link(self, source_id: str, target_id: str) -> bool:
+        """Add an edge source → target. False (and nothing sent) when an end is missing."""
+        return self.link_nowait(source_id, target_id)
+
+    async def remove(self, id: str) -> bool:
+        """Remove a node and every edge pointing to it. False when it does not exist."""
+        return self.remove_nowait(id)
 
     async def clear(self) -> None:
         """Delete every node and reset the oplog and the global timestamp (local only)."""
