@@ -21,7 +21,7 @@ import msgpack
 from ..core.hlc import Timestamp
 from ..core.node import MISSING, Node
 
-__all__ = ["RowPacker", "decode_oplog_entry", "unpack_row", "BIG_INT_EXT"]
+__all__ = ["RowPacker", "decode_oplog_entry", "unpack_row", "node_row", "BIG_INT_EXT"]
 
 #: MessagePack ext code of an integer that does not fit in 64 bits (payload: ASCII decimal).
 BIG_INT_EXT = 1
@@ -44,6 +44,14 @@ def unpack_row(blob: bytes) -> Any:
     return msgpack.unpackb(blob, ext_hook=_ext_hook, unicode_errors="surrogatepass")
 
 
+def node_row(node: Node) -> list[Any]:
+    """A node as its row: ``[physical, logical, edges]`` plus ``value`` when it has one."""
+    ts = node.timestamp
+    if node.value is MISSING:
+        return [ts[0], ts[1], node.edges]
+    return [ts[0], ts[1], node.edges, node.value]
+
+
 class RowPacker:
     """Encodes node rows and oplog entries. Not thread-safe: one per store, used under its lock."""
 
@@ -61,11 +69,12 @@ class RowPacker:
         except UnicodeEncodeError:
             return self._slow(obj)
 
+    def pack(self, obj: Any) -> bytes:
+        """Any value in the row encoding (big ints and lone surrogates included)."""
+        return self._pack(obj)
+
     def node(self, node: Node) -> bytes:
-        ts = node.timestamp
-        if node.value is MISSING:
-            return self._pack([ts[0], ts[1], node.edges])
-        return self._pack([ts[0], ts[1], node.edges, node.value])
+        return self._pack(node_row(node))
 
     def oplog_entry(self, entry: dict[str, Any]) -> bytes:
         d = dict(entry)

@@ -5,9 +5,9 @@ single ``os.write``; SQLite is brought up to date later, in one transaction for 
 (a *checkpoint*), after which the log is truncated. On open, records newer than the store's
 ``log_seq`` are replayed into SQLite first, so nothing acknowledged is lost to a crash.
 
-Record: ``<u32 length><u32 crc32><u64 seq>`` + MessagePack payload
-``[cleared, [[id, row | None], ...], [oplog entry, ...], capacity, global_ts | None, clock]``
-with node rows and oplog entries in the store's row encoding (store/codec.py). A torn or corrupt
+Record: ``<u32 length><u32 crc32><u64 seq>`` + one value in the store's row encoding
+(store/codec.py): ``[cleared, [[id, node row | None], ...], [oplog entry, ...], capacity,
+global_ts | None, clock]``. A torn or corrupt
 tail (power loss mid-write) fails its CRC and ends the replay there; what follows is dropped.
 
 Durability matches the store's: ``"process"`` survives ``kill -9`` (the bytes are in the OS page
@@ -23,13 +23,11 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Iterator
 
-import msgpack
-
 from ..core.graph import Journal
 from ..core.hlc import Timestamp
 from ..core.node import MISSING, Node
 from ..errors import StoreError
-from .codec import RowPacker, decode_oplog_entry, unpack_row
+from .codec import RowPacker, node_row, unpack_row
 
 __all__ = ["JournalLog", "merge_journals"]
 
@@ -76,15 +74,10 @@ class JournalLog:
     # ------------------------------------------------------------------ writing
 
     def encode(self, journal: Journal) -> bytes:
-        node = self._packer.node
-        rows = [[i, None if n is None else node(n)] for i, n in journal.nodes.items()]
-        op = self._packer.oplog_entry
-        payload = [journal.cleared, rows, [op(e) for e in journal.oplog_appended], journal.oplog_capacity,
-                   _ts(journal.global_ts), _ts(journal.clock)]
-        try:
-            return msgpack.packb(payload, use_bin_type=True)
-        except UnicodeEncodeError:
-            return msgpack.packb(payload, use_bin_type=True, unicode_errors="surrogatepass")
+        rows = [[i, None if n is None else node_row(n)] for i, n in journal.nodes.items()]
+        ops = [dict(e, timestamp=[e["timestamp"][0], e["timestamp"][1]]) for e in journal.oplog_appended]
+        return self._packer.pack([journal.cleared, rows, ops, journal.oplog_capacity,
+                                  _ts(journal.global_ts), _ts(journal.clock)])
 
     def append(self, journal: Journal, seq: int) -> None:
         """Write one record; when this returns the journal is acknowledged (see module doc)."""
@@ -130,18 +123,21 @@ class JournalLog:
             self.last_seq = seq
 
     def _decode(self, body: bytes) -> Journal:
-        cleared, rows, ops, capacity, g, c = msgpack.unpackb(body, unicode_errors="surrogatepass")
+        cleared, rows, ops, capacity, g, c = unpack_row(body)
         nodes: dict[str, Node | None] = {}
-        for node_id, blob in rows:
-            if blob is None:
-                nodes[node_id] = None
-            else:
-                r = unpack_row(blob)
-                nodes[node_id] = Node(node_id, r[3] if len(r) > 3 else MISSING, r[2], Timestamp(r[0], r[1]))
+        for node_id, r in rows:
+            nodes[node_id] = None if r is None else Node(node_id, r[3] if len(r) > 3 else MISSING, r[2], Timestamp(r[0], r[1]))
+        oplog = []
+        for e in ops:
+            p, l = e["timestamp"]
+            if type(p) is not int or type(l) is not int:
+                raise ValueError("bad oplog timestamp")
+            e["timestamp"] = Timestamp(p, l)
+            oplog.append(e)
         return Journal(
             bool(cleared),
             nodes,
-            [decode_oplog_entry(b) for b in ops],
+            oplog,
             int(capacity),
             Timestamp(*g) if g is not None else None,
             Timestamp(*c),
