@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from .database import ChangeBatch, Database
+from .database import Database
 from .errors import GdbnbError
 
 __all__ = ["BenchPeer", "main"]
@@ -195,10 +196,10 @@ class BenchPeer:
     async def op_map(self, c: dict[str, Any]) -> Any:
         kw = _map_kwargs(c)
         if c.get("summary") and not c.get("subscribe"):
+            # only a count and ids are returned: run the engine's query without copying records
             t0 = time.perf_counter()
-            res = await self.db.map(**kw)
-            rs = res["results"]
-            return {"count": len(rs), "ids": [r["id"] for r in rs[:10]], "elapsed_ms": (time.perf_counter() - t0) * 1000}
+            ids = self._ids(kw)
+            return {"count": len(ids), "ids": ids[:10], "elapsed_ms": (time.perf_counter() - t0) * 1000}
         if not c.get("subscribe"):
             return {"results": (await self.db.map(**kw))["results"], "sub": None}
         self._sub_seq += 1
@@ -224,7 +225,7 @@ class BenchPeer:
     async def op_peers(self, c: dict[str, Any]) -> Any:
         return {"room": list(self.room_peers), "sync": list(self.sync_peers), "room_types": dict(self.room_peers)}
 
-    def _count(self, kw: dict[str, Any]) -> list[str]:
+    def _ids(self, kw: dict[str, Any]) -> list[str]:
         from .core.query import run_map
 
         if not kw["query"] and kw["limit"] is None and kw["after"] is None and kw["before"] is None and kw["field"] is None:
@@ -238,7 +239,7 @@ class BenchPeer:
         exact = bool(c.get("exact"))
 
         def check() -> tuple[bool, Any]:
-            ids = self._count(kw)
+            ids = self._ids(kw)
             n = len(ids)
             ok = n == want if exact else n >= want
             return ok, {"count": n, "ids": ids[:10] if c.get("summary") else ids} if ok else {"count": n}
@@ -335,6 +336,14 @@ class BenchPeer:
         return out
 
 
+async def _start_network(db: Database, rtc: dict[str, Any]) -> None:
+    try:
+        await asyncio.to_thread(importlib.import_module, "gdbnb.net.node")
+        await db.start_network(**rtc)
+    except Exception:
+        log.exception("the network could not start")
+
+
 async def _amain(args: argparse.Namespace) -> int:
     out = sys.stdout
 
@@ -342,21 +351,29 @@ async def _amain(args: argparse.Namespace) -> int:
         out.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
         out.flush()
 
-    options: dict[str, Any] = {}
+    rtc: dict[str, Any] = {}
     if args.relay or args.serve_relay:
-        options.update(rtc=True, relay_urls=args.relay, presence=args.presence)
+        rtc.update(relay_urls=args.relay, presence=args.presence)
         if args.serve_relay:
-            options["serve_relay"] = args.serve_relay
+            rtc["serve_relay"] = args.serve_relay
         if args.loopback:
-            options["loopback"] = True
+            rtc["loopback"] = True
+        if args.password:
+            rtc["password"] = args.password
+    options: dict[str, Any] = {}
     if args.oplog_size:
         options["oplog_size"] = args.oplog_size
-    if args.password:
-        options["password"] = args.password
     from . import open as gdb_open
 
     db = await gdb_open(args.room, path=args.db or False, **options)
     peer = BenchPeer(db, emit)
+    network: asyncio.Task[None] | None = None
+    if rtc and args.serve_relay:
+        await db.start_network(**rtc)  # others connect to our relay: it must be up at "ready"
+    elif rtc:
+        # "ready" means the store is loaded and commands are accepted; the network (and the
+        # import of aiortc, ~0.4 s, done off the loop) comes up meanwhile
+        network = asyncio.create_task(_start_network(db, rtc))
     relay_url = getattr(db.network, "relay_url", None)
     peer.event("ready", engine="gdbnb", room=args.room, db=args.db, pid=os.getpid(), nodes=len(db.graph.nodes),
                relay_url=relay_url)
@@ -382,6 +399,8 @@ async def _amain(args: argparse.Namespace) -> int:
                 break
             emit(await peer.run(cmd))
     finally:
+        if network is not None and not network.done():
+            await asyncio.wait([network], timeout=10)
         await db.close()
         peer.event("exit", code=code)
     return code
