@@ -275,8 +275,8 @@ class SyncNode:
 
     def _on_change(self, batch: Any) -> None:
         if batch.origin == "local" and batch.ops and not self._stopped:
-            self.session.local_ops(batch.ops, time.monotonic())
-            self._wake.set()
+            if self.session.local_ops(batch.ops, time.monotonic()):
+                self._wake.set()  # only the first write of a batch sets a new, earlier deadline
 
     # ------------------------------------------------------------------ actions
 

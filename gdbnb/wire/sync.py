@@ -693,14 +693,20 @@ class SyncSession:
 
     # ------------------------------------------------------------------ local writes
 
-    def local_ops(self, ops: Sequence[dict[str, Any]], now: float) -> None:
-        """Queue local write ops; ``poll`` flushes them after the debounce."""
+    def local_ops(self, ops: Sequence[dict[str, Any]], now: float) -> bool:
+        """Queue local write ops; ``poll`` flushes them after the debounce.
+
+        True when these ops start a new batch: the flush deadline then moved earlier (later
+        writes only push it back), so a driver sleeping until ``next_deadline`` must wake.
+        """
         if not ops:
-            return
+            return False
         self._outbox.extend(ops)
-        if self._first_queued is None:
+        first = self._first_queued is None
+        if first:
             self._first_queued = now
         self._flush_at = min(now + WRITE_DEBOUNCE, self._first_queued + WRITE_MAX_WAIT)
+        return first
 
     def flush_writes(self) -> list[Send]:
         """Everything queued, as broadcast write batches under the message limit."""
