@@ -118,16 +118,21 @@ class Database:
             self.store = SQLiteStore(path, self.room, durability=self._durability)
             snap = await asyncio.to_thread(self.store.load)
             nodes = snap.nodes.values() if isinstance(snap.nodes, dict) else snap.nodes
-            self.graph = Graph.from_snapshot(
-                nodes,
-                snap.oplog,
-                snap.global_ts,
-                snap.clock,
-                oplog_size=self._oplog_size,
-                strip_edges_on_remote_remove=self._strip,
-            )
+            gc_was_enabled = gc.isenabled()
+            gc.disable()  # a million small acyclic containers: collections would find nothing
+            try:
+                self.graph = Graph.from_snapshot(
+                    nodes,
+                    snap.oplog,
+                    snap.global_ts,
+                    snap.clock,
+                    oplog_size=self._oplog_size,
+                    strip_edges_on_remote_remove=self._strip,
+                )
+            finally:
+                if gc_was_enabled:
+                    gc.enable()
             # keep the loaded graph out of every later GC scan (a full scan of 1M nodes takes seconds)
-            gc.collect()
             gc.freeze()
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="gdbnb-store")
         self._opened = True
