@@ -275,6 +275,10 @@ class SyncNode:
 
     def _on_change(self, batch: Any) -> None:
         if batch.origin == "local" and batch.ops and not self._stopped:
+            if self.room is None or not self.room.has_peers:
+                # nobody to send to: a peer that connects later gets these writes from the
+                # join handshake (our oplog window or full state), so serializing them is waste
+                return
             if self.session.local_ops(batch.ops, time.monotonic()):
                 self._wake.set()  # only the first write of a batch sets a new, earlier deadline
 
