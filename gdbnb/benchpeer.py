@@ -231,7 +231,8 @@ class BenchPeer:
         if not kw["query"] and kw["limit"] is None and kw["after"] is None and kw["before"] is None and kw["field"] is None:
             return list(self.db.graph.nodes)  # the fast path W3 polls: everything
         return [n.id for n in run_map(self.db.graph.nodes, kw["query"], field=kw["field"], order=kw["order"],
-                                      limit=kw["limit"], after=kw["after"], before=kw["before"])]
+                                      limit=kw["limit"], after=kw["after"], before=kw["before"],
+                                      lookup=self.db.graph.lookup_index)]
 
     async def op_wait_nodes(self, c: dict[str, Any]) -> Any:
         want = int(c.get("count", 1))

@@ -358,7 +358,8 @@ class Database:
         callback = opts.pop("callback")
         realtime = opts.pop("realtime")
         nodes = run_map(self.graph.nodes, opts["query"], field=opts["field"], order=opts["order"],
-                        limit=opts["limit"], after=opts["after"], before=opts["before"])
+                        limit=opts["limit"], after=opts["after"], before=opts["before"],
+                        lookup=self.graph.lookup_index)
         results = [n.to_dict() for n in nodes]
         if callback is None or realtime is False:
             return {"results": results, "unsubscribe": None}

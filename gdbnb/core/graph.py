@@ -25,7 +25,10 @@ from .hlc import HybridClock, Timestamp, parse_timestamp
 from .node import MISSING, Node, copy_json_value
 from .oplog import DEFAULT_OPLOG_SIZE, OpLog, entry_to_wire
 
-__all__ = ["Graph", "Change", "ApplyResult", "Journal"]
+__all__ = ["Graph", "Change", "ApplyResult", "Journal", "MAX_LOOKUP_INDEXES"]
+
+#: how many value keys ``Graph.lookup_index`` indexes at most (each costs a dict per write)
+MAX_LOOKUP_INDEXES = 8
 
 
 @dataclass(slots=True)
@@ -84,6 +87,9 @@ class Graph:
         self.strip_edges_on_remote_remove = strip_edges_on_remote_remove
         # target id -> ids of the nodes holding an edge to it (for edge stripping in O(degree))
         self._incoming: dict[str, set[str]] = {}
+        # value key -> {string at that key -> ids}: lookup indexes for map(), built on demand
+        self._lookups: dict[str, dict[str, dict[str, None]]] = {}
+        self._unindexable: set[str] = set()
         self._dirty: dict[str, None] = {}
         self._appended: deque[dict[str, Any]] = deque(maxlen=oplog_size)
         self._cleared = False
@@ -130,16 +136,71 @@ class Graph:
                 if not s:
                     del self._incoming[t]
 
+    # ------------------------------------------------------------------ lookup indexes
+
+    def lookup_index(self, key: str) -> dict[str, dict[str, None]] | None:
+        """For ``map()``: ids of the nodes whose value is an object with the string ``s`` at
+        ``key``, by ``s``. Built on the first call for ``key``, then kept up to date by every
+        write. None (the caller scans instead) once ``MAX_LOOKUP_INDEXES`` keys are indexed,
+        or when ``key`` holds too few distinct strings for lookups to pay."""
+        idx = self._lookups.get(key)
+        if idx is None:
+            if key in self._unindexable or len(self._lookups) >= MAX_LOOKUP_INDEXES:
+                return None
+            idx = {}
+            for n in self.nodes.values():
+                v = n.value
+                if type(v) is dict:
+                    x = v.get(key)
+                    if type(x) is str:
+                        ids = idx.get(x)
+                        if ids is None:
+                            idx[x] = {n.id: None}
+                        else:
+                            ids[n.id] = None
+            if len(idx) * 8 < len(self.nodes):
+                # few distinct strings (a "type" field): lookups would rarely find a single
+                # candidate, so the index is not worth its memory and its cost on writes
+                self._unindexable.add(key)
+                return None
+            self._lookups[key] = idx
+        return idx
+
+    def _relookup(self, node_id: str, old: Node | None, new: Node | None) -> None:
+        ov = old.value if old is not None and type(old.value) is dict else None
+        nv = new.value if new is not None and type(new.value) is dict else None
+        for key, idx in self._lookups.items():
+            a = ov.get(key) if ov is not None else None
+            b = nv.get(key) if nv is not None else None
+            if a == b and type(a) is type(b):
+                continue
+            if type(a) is str:
+                ids = idx.get(a)
+                if ids is not None:
+                    ids.pop(node_id, None)
+                    if not ids:
+                        del idx[a]
+            if type(b) is str:
+                ids = idx.get(b)
+                if ids is None:
+                    idx[b] = {node_id: None}
+                else:
+                    ids[node_id] = None
+
     def _log(self, entry: dict[str, Any]) -> None:
         self.oplog.append(entry)
         self._appended.append(entry)
 
     def _set(self, node: Node) -> None:
+        if self._lookups:
+            self._relookup(node.id, self.nodes.get(node.id), node)
         self.nodes[node.id] = node
         self._dirty[node.id] = None
 
     def _delete(self, node_id: str, strip_edges: bool, changes: list[Change]) -> Node:
         old = self.nodes.pop(node_id)
+        if self._lookups:
+            self._relookup(node_id, old, None)
         self._dirty[node_id] = None
         self._index_remove(node_id, old.edges)
         changes.append(Change("removed", node_id, None, old))
@@ -226,6 +287,8 @@ class Graph:
         changes = [Change("removed", i, None, n) for i, n in self.nodes.items()]
         self.nodes.clear()
         self._incoming.clear()
+        self._lookups.clear()
+        self._unindexable.clear()
         self.oplog.clear()
         self.global_ts = None
         self._dirty = {}

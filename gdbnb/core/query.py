@@ -398,11 +398,15 @@ def _compile(query: dict[str, Any], node_level: bool) -> Pred:
     return lambda t, g: all(p(t, g) for p in preds)
 
 
+#: ``Graph.lookup_index``: key -> {string value -> ids} (None when not indexed)
+Lookup = Callable[[str], "dict[str, dict[str, None]] | None"]
+
+
 class CompiledQuery:
     """A validated query. ``matches`` tests the start-node part (everything but a top-level
     ``$edge``); ``edge`` is the compiled ``$edge`` sub-query or None."""
 
-    __slots__ = ("source", "_pred", "_scan", "edge", "uses_edges")
+    __slots__ = ("source", "_pred", "_scan", "edge", "uses_edges", "lookup")
 
     def __init__(self, source: dict[str, Any], rest: dict[str, Any], edge: Pred | None) -> None:
         self.source = source
@@ -411,14 +415,25 @@ class CompiledQuery:
         self.edge = edge
         #: True when any ``$edge`` occurs: the result then depends on other nodes too.
         self.uses_edges = _mentions_edge(source)
+        #: ``(key, string)`` of a plain top-level equality a lookup index can answer, or None.
+        self.lookup = next(
+            ((k, c) for k, c in rest.items() if type(c) is str and type(k) is str and _indexable_key(k)), None
+        )
 
     def matches(self, node: Node, nodes: Nodes = _EMPTY) -> bool:
         """Does ``node`` satisfy the query? ``nodes`` is needed only by a nested ``$edge``."""
         return self._pred(node, nodes)
 
-    def select(self, nodes: Nodes) -> list[Node]:
-        """The unsorted result: matching nodes, or with ``$edge`` the matching descendants."""
-        starts = _js_key_order(self._scan(nodes.values(), nodes))
+    def select(self, nodes: Nodes, lookup: Lookup | None = None) -> list[Node]:
+        """The unsorted result: matching nodes, or with ``$edge`` the matching descendants.
+
+        ``lookup(key)`` (``Graph.lookup_index``) may answer the query's plain string equality
+        without a scan; it is used only when it leaves at most one candidate, where the
+        result order cannot differ from a scan's.
+        """
+        starts = self._starts_by_lookup(nodes, lookup) if lookup is not None and self.lookup else None
+        if starts is None:
+            starts = _js_key_order(self._scan(nodes.values(), nodes))
         if self.edge is None:
             return starts
         out: dict[str, Node] = {}
@@ -428,8 +443,26 @@ class CompiledQuery:
                     out.setdefault(d.id, d)
         return list(out.values())
 
+    def _starts_by_lookup(self, nodes: Nodes, lookup: Lookup) -> list[Node] | None:
+        key, want = self.lookup  # type: ignore[misc]
+        index = lookup(key)
+        if index is None:
+            return None
+        ids = index.get(want)
+        if not ids:
+            return []
+        if len(ids) > 1:
+            return None
+        n = nodes.get(next(iter(ids)))
+        return [n] if n is not None and self._pred(n, nodes) else []
+
     def __repr__(self) -> str:
         return f"CompiledQuery({self.source!r})"
+
+
+def _indexable_key(key: str) -> bool:
+    """A key read from ``node.value`` only, and never from an array or string (see _step)."""
+    return bool(key) and key[0] != "$" and "." not in key and key not in _NODE_KEYS and key != "length" and not key.isdigit()
 
 
 def _mentions_edge(q: Any) -> bool:
@@ -526,11 +559,16 @@ def run_map(
     limit: int | None = None,
     after: str | None = None,
     before: str | None = None,
+    lookup: Lookup | None = None,
 ) -> list[Node]:
-    """The result of ``db.map({query, field, order, $limit, $after, $before})``."""
+    """The result of ``db.map({query, field, order, $limit, $after, $before})``.
+
+    ``lookup`` is ``Graph.lookup_index`` of the graph holding ``nodes`` (optional; it only
+    makes unique-value lookups faster, never changes a result).
+    """
     _check_options(field, order, limit, after, before)
     cq = query if isinstance(query, CompiledQuery) else compile_query(query)
-    items = cq.select(nodes)
+    items = cq.select(nodes, lookup)
     if not field:
         return _paginate(items, limit, after, before)
     get = _path_getter(field)
