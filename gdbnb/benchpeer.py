@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import logging
 import os
@@ -339,7 +338,6 @@ class BenchPeer:
 
 async def _start_network(db: Database, rtc: dict[str, Any]) -> None:
     try:
-        await asyncio.to_thread(importlib.import_module, "gdbnb.net.node")
         await db.start_network(**rtc)
     except Exception:
         log.exception("the network could not start")
@@ -372,8 +370,8 @@ async def _amain(args: argparse.Namespace) -> int:
     if rtc and args.serve_relay:
         await db.start_network(**rtc)  # others connect to our relay: it must be up at "ready"
     elif rtc:
-        # "ready" means the store is loaded and commands are accepted; the network (and the
-        # import of aiortc, ~0.4 s, done off the loop) comes up meanwhile
+        # "ready" means the store is loaded and commands are accepted; the network comes up
+        # meanwhile (aiortc itself is only imported when a first peer shows up)
         network = asyncio.create_task(_start_network(db, rtc))
     relay_url = getattr(db.network, "relay_url", None)
     peer.event("ready", engine="gdbnb", room=args.room, db=args.db, pid=os.getpid(), nodes=len(db.graph.nodes),

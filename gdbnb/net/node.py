@@ -141,9 +141,13 @@ class SyncNode:
             local = self.relay_url.replace("ws://0.0.0.0:", "ws://127.0.0.1:").replace("ws://[::]:", "ws://[::1]:")
             urls = [local] + [u for u in urls if u.rstrip("/") != local]  # first: never cut by the 10-relay cap
         self.pool = RelayPool(urls, self._route, on_status=self._on_relay_status)
+        # No offer pool: the reference pre-gathers 5 offers because its stack waits up to 5 s
+        # for ICE; aiortc builds a complete offer in milliseconds, and a pool would load aiortc
+        # (~0.4 s) at start even for a node that stays alone.
+        options = {"offer_pool_size": 0, **self._room_options}
         common = dict(pool=self.pool, peer_id=self.peer_id, keypair=self.keypair, password=self._password,
                       peer_type=self._peer_type, ice_servers=self._ice_servers, loopback=self._loopback,
-                      **self._room_options)
+                      **options)
         self.room = Room(
             self.room_id,
             actions=(ACTION,),

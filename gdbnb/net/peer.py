@@ -32,15 +32,20 @@ import logging
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from aiortc import (
-    RTCConfiguration,
-    RTCDataChannel,
-    RTCIceServer,
-    RTCPeerConnection,
-    RTCSessionDescription,
-)
+from typing import TYPE_CHECKING
 
 from gdbnb.errors import ClosedError
+
+if TYPE_CHECKING:
+    from aiortc import RTCDataChannel, RTCIceServer, RTCPeerConnection
+
+
+def _aiortc() -> Any:
+    """aiortc, imported on first use: it takes ~0.4 s (its media stack comes along), and a node
+    alone in its room, or just starting, never needs it."""
+    import aiortc
+
+    return aiortc
 
 __all__ = [
     "LOOPBACK_ADDRESS",
@@ -77,13 +82,14 @@ def strip_trickle(sdp: str) -> str:
     return "".join(line for line in lines if line.rstrip("\r\n") != "a=ice-options:trickle")
 
 
-def ice_servers_from_config(config: Iterable[Mapping[str, Any]] | None) -> list[RTCIceServer]:
+def ice_servers_from_config(config: Iterable[Mapping[str, Any]] | None) -> "list[RTCIceServer]":
     """GenosDB's ``turnConfig`` shape (``[{urls, username?, credential?}]``) as aiortc servers.
 
     ``None`` or empty gives ``[]``: no STUN/TURN server is contacted (aiortc's default would call
     a public Google STUN server).
     """
-    servers: list[RTCIceServer] = []
+    RTCIceServer = _aiortc().RTCIceServer
+    servers: list[Any] = []
     for entry in config or ():
         urls = entry.get("urls")
         if isinstance(urls, str):
@@ -100,7 +106,7 @@ def ice_servers_from_config(config: Iterable[Mapping[str, Any]] | None) -> list[
     return servers
 
 
-def _add_loopback(pc: RTCPeerConnection) -> None:
+def _add_loopback(pc: "RTCPeerConnection") -> None:
     """Make this connection's ICE agent also bind 127.0.0.1 (see the module docstring).
 
     Must run after the SCTP transport exists (``createDataChannel`` on the initiator,
@@ -154,13 +160,14 @@ class PeerConnection:
         self.created = time.monotonic()
         self.opened: float | None = None
         self.initiator: bool | None = None
-        self.channel: RTCDataChannel | None = None
+        self.channel: "RTCDataChannel | None" = None
         self._closed = False
         self._close_task: asyncio.Task[None] | None = None
         self._drained = asyncio.Event()
         self._send_lock = asyncio.Lock()  # one message at a time keeps per-action order
-        self.pc = RTCPeerConnection(
-            RTCConfiguration(iceServers=ice_servers_from_config(ice_servers))
+        rtc = _aiortc()
+        self.pc = rtc.RTCPeerConnection(
+            rtc.RTCConfiguration(iceServers=ice_servers_from_config(ice_servers))
         )
         self.pc.on("connectionstatechange", self._on_state)
         self.pc.on("datachannel", self._adopt)
@@ -200,7 +207,7 @@ class PeerConnection:
         """Apply a remote offer and return the complete answer SDP (trickle stripped)."""
         self._check_open("answer")
         self.initiator = False
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        await self.pc.setRemoteDescription(_aiortc().RTCSessionDescription(sdp=sdp, type="offer"))
         if self.loopback:
             _add_loopback(self.pc)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
@@ -209,7 +216,7 @@ class PeerConnection:
     async def accept_answer(self, sdp: str) -> None:
         """Apply the remote answer to our offer; ICE/DTLS/SCTP then proceed in the background."""
         self._check_open("accept an answer")
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        await self.pc.setRemoteDescription(_aiortc().RTCSessionDescription(sdp=sdp, type="answer"))
 
     def _check_open(self, what: str) -> None:
         if self._closed:
@@ -217,7 +224,7 @@ class PeerConnection:
 
     # ---------------------------------------------------------------- channel
 
-    def _adopt(self, channel: RTCDataChannel) -> None:
+    def _adopt(self, channel: "RTCDataChannel") -> None:
         if self._closed:
             channel.close()
             return
@@ -255,7 +262,7 @@ class PeerConnection:
         if channel.readyState == "open":
             self._opened(channel)
 
-    def _opened(self, channel: RTCDataChannel) -> None:
+    def _opened(self, channel: "RTCDataChannel") -> None:
         if self._closed or channel is not self.channel or self.opened is not None:
             return
         self.opened = time.monotonic()
