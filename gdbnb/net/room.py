@@ -28,7 +28,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Sequence
 
 from gdbnb.net.peer import PeerConnection
 from gdbnb.wire import framing
@@ -456,30 +456,26 @@ class Room:
     async def _send_offer(
         self, conn: PeerConnection, offer: asyncio.Future[str] | None, relay: int, x: str
     ) -> None:
-        try:
-            sdp = await offer if offer is not None else await conn.create_offer()
-        except Exception as exc:
-            logger.debug("%s: offer to %s failed: %s", self.room_id, x, exc)
-            self._close(conn, "closed")
-            return
-        if conn.closed:
-            return
-        content = offer_content(self.peer_id, encrypt_sdp(self._key, sdp), self.peer_type)
-        self._publish(self_topic(self.app_id, self.room_id, x), content, relay)
-        logger.debug("%s: offered to %s on relay %d", self.room_id, x, relay)
+        sdp = offer if offer is not None else conn.create_offer()
+        await self._send_sdp(conn, sdp, offer_content, relay, x, "offer to")
 
     async def _answer(self, conn: PeerConnection, relay: int, x: str, sdp: str) -> None:
+        await self._send_sdp(conn, conn.accept_offer(sdp), answer_content, relay, x, "answer to")
+
+    async def _send_sdp(
+        self, conn: PeerConnection, sdp: Awaitable[str], content: Callable[..., str], relay: int, x: str, what: str
+    ) -> None:
+        """Publish our SDP (offer or answer) for ``x`` on the relay the exchange runs on."""
         try:
-            answer = await conn.accept_offer(sdp)
+            text = await sdp
         except Exception as exc:
-            logger.debug("%s: cannot answer %s: %s", self.room_id, x, exc)
+            logger.debug("%s: %s %s failed: %s", self.room_id, what, x, exc)
             self._close(conn, "closed")
             return
         if conn.closed:
             return
-        content = answer_content(self.peer_id, encrypt_sdp(self._key, answer), self.peer_type)
-        self._publish(self_topic(self.app_id, self.room_id, x), content, relay)
-        logger.debug("%s: answered %s on relay %d", self.room_id, x, relay)
+        self._publish(self_topic(self.app_id, self.room_id, x), content(self.peer_id, encrypt_sdp(self._key, text), self.peer_type), relay)
+        logger.debug("%s: sent %s %s on relay %d", self.room_id, what, x, relay)
 
     async def _accept_answer(self, dial: PeerConnection, x: str, encrypted: str) -> None:
         sdp = self._decrypt(x, encrypted)
