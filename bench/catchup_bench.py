@@ -99,7 +99,8 @@ async def network_mode(n: int) -> dict[str, float]:
             a.graph.nodes.update(g.nodes)  # bulk load, then one commit
             for nid in g.nodes:
                 a.graph._dirty[nid] = None
-            await a._apply(ChangeBatch([], "bulk-load"))
+            a._record(ChangeBatch([], "bulk-load"))
+            await a.flush()
             done = asyncio.get_running_loop().create_future()
             t0 = time.perf_counter()
             b = await gdbnb.open("bench", path=Path(tmp) / "b.sqlite", **opts)
