@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from ..errors import ValidationError
-from .hlc import HybridClock, Timestamp, parse_timestamp
+from .hlc import DRIFT_CAP_MS, HybridClock, Timestamp, parse_timestamp
 from .node import MISSING, Node, copy_json_value
 from .oplog import DEFAULT_OPLOG_SIZE, OpLog, entry_to_wire
 
@@ -406,21 +406,21 @@ class Graph:
             res.rejected += graph_data is not None
             graph_data = {}
         tombs = self.oplog.tombstones()
-        for nid, rec in graph_data.items():
-            ts = parse_timestamp(rec.get("timestamp")) if isinstance(rec, dict) else None
-            if not _valid_id(nid) or ts is None:
+        limit = now + DRIFT_CAP_MS
+        nodes = self.nodes
+        for nid, rec in graph_data.items():  # the hot loop of a big catch-up: kept lean
+            ts = parse_timestamp(rec.get("timestamp")) if type(rec) is dict else None
+            if ts is None or not _valid_id(nid):
                 res.rejected += 1
                 continue
-            ts = ts.capped(now)
-            local = self.nodes.get(nid)
+            if ts[0] > limit:
+                ts = Timestamp(limit, ts[1])  # the drift cap (capped())
+            local = nodes.get(nid)
             mine = local.timestamp if local is not None else tombs.get(nid)
             if mine is not None and mine >= ts:
                 continue
             edges = rec.get("edges")
-            if isinstance(edges, list):
-                edges = list(dict.fromkeys(e for e in edges if _valid_id(e)))
-            else:
-                edges = []
+            edges = list(dict.fromkeys(e for e in edges if _valid_id(e))) if edges and type(edges) is list else []
             value = rec.get("value", MISSING)
             if value is not MISSING:
                 try:
@@ -429,9 +429,10 @@ class Graph:
                     res.rejected += 1
                     continue
             node = Node(nid, value, edges, ts)
-            if local is not None:
+            if local is not None and local.edges:
                 self._index_remove(nid, local.edges)
-            self._index_add(nid, edges)
+            if edges:
+                self._index_add(nid, edges)
             self._set(node)
             self._log({"type": "upsert", "id": nid, "timestamp": ts})
             res.changes.append(Change("updated" if local else "added", nid, node, local))

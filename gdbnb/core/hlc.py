@@ -56,6 +56,10 @@ def parse_timestamp(obj: Any) -> Timestamp | None:
     Both parts must be finite non-negative integers (floats with an integral value are accepted,
     since JS has only one number type).
     """
+    if type(obj) is dict:  # the wire's common case, checked without helper calls
+        p, l = obj.get("physical"), obj.get("logical")
+        if type(p) is int and type(l) is int and 0 <= p <= _MAX_SAFE and 0 <= l <= _MAX_SAFE:
+            return Timestamp(p, l)
     if isinstance(obj, Timestamp):
         # re-validate: a Timestamp built by hand is not trusted more than a wire dict
         if type(obj.physical) is int and type(obj.logical) is int and _as_int(obj.physical) is not None and _as_int(obj.logical) is not None:
