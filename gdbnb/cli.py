@@ -249,23 +249,19 @@ async def _export(db: Any, directory: str) -> None:
 
 
 def _describe(name: str, p: Any) -> tuple[int, str] | None:
-    """``(level, message)`` for a bus event worth a log line, else None."""
+    """``(level, message)`` for a bus event worth a log line, else None.
+
+    Peer joins/leaves and sync served/applied/failed are logged once, by the network layer
+    (logger ``gdbnb.node``, which library users get too); here they only show at debug level.
+    """
     get = (lambda k, d=None: p.get(k, d)) if isinstance(p, dict) else (lambda k, d=None: getattr(p, k, d))
     peer = str(get("peer") or "?")
-    if name == "peer:join":
-        return logging.INFO, f"peer connected: {peer} ({get('type') or 'browser'}) in {get('room') or '?'}"
-    if name == "peer:leave":
-        reason = get("reason")
-        return logging.INFO, f"peer left: {peer}" + (f" ({reason})" if reason else "")
-    if name in ("peer:seen", "peer:lost"):
-        return logging.DEBUG, f"{name.replace(':', ' ')}: {peer}"
-    if name in ("sync:served", "sync:applied"):
+    if name in ("peer:join", "peer:leave", "peer:seen", "peer:lost"):
+        return logging.DEBUG, f"{name.replace(':', ' ')}: {peer} ({get('type') or '-'}) in {get('room') or '?'}"
+    if name in ("sync:served", "sync:applied", "sync:failed"):
         counts = {k: v for k, v in (p.items() if isinstance(p, dict) else []) if k not in ("peer", "room", "type") and isinstance(v, (int, float, str))}
         detail = " ".join(f"{k}={v}" for k, v in counts.items())
-        verb = "sync served to" if name == "sync:served" else "sync applied from"
-        return logging.INFO, f"{verb} {peer}" + (f": {detail}" if detail else "")
-    if name == "sync:failed":
-        return logging.WARNING, f"sync failed: {get('error') or p}"
+        return logging.DEBUG, f"{name.replace(':', ' ')} {peer}" + (f": {detail}" if detail else "")
     if name == "relay:up":
         return logging.INFO, f"relay up: {get('url') or get('relay') or p}"
     if name == "relay:down":
@@ -273,9 +269,10 @@ def _describe(name: str, p: Any) -> tuple[int, str] | None:
     if name == "change":
         kind = getattr(p, "kind", "write")
         changes = getattr(p, "changes", [])
-        if kind in ("full_state", "clear") or len(changes) > 50:
-            return logging.INFO, f"{kind}: {len(changes)} node change(s) from {getattr(p, 'origin', '?')}"
-        return logging.DEBUG, f"{len(changes)} change(s) from {getattr(p, 'origin', '?')}"
+        origin = getattr(p, "origin", "?")
+        if origin == "local" and (kind == "clear" or len(changes) > 50):  # remote merges: gdbnb.node logs them
+            return logging.INFO, f"{kind}: {len(changes)} node change(s) from {origin}"
+        return logging.DEBUG, f"{len(changes)} change(s) from {origin}"
     return None
 
 
