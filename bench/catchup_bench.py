@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gdbnb.core.graph import Graph  # noqa: E402
 from gdbnb.wire.jsjson import encode_utf8, js_dumps, js_loads  # noqa: E402
-from gdbnb.wire.sync import MAX_MESSAGE_BYTES, ApplyOps, FullStateTransfer, MergeFullState, SyncSession  # noqa: E402
+from gdbnb.wire.sync import MAX_MESSAGE_BYTES, FullStateTransfer, MergeFullState, SyncSession  # noqa: E402
 
 
 def make_graph(n: int, seed: int = 1) -> Graph:

@@ -19,11 +19,10 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable
 
 from .core.graph import ApplyResult, Change, Graph, Journal
 from .core.hlc import HybridClock
-from .core.node import Node
 from .core.oplog import DEFAULT_OPLOG_SIZE
 from .store.journal_log import merge_journals
 from .errors import ClosedError, ValidationError

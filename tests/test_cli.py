@@ -217,17 +217,6 @@ def test_export_then_import(nodes, tmp_path):
     assert read_store(dst, "legacy") == {"x": {"name": "x"}, "y": [1, 2]}
 
 
-def _has_network_layer() -> bool:
-    try:  # the network layer is being written: every module of it must import
-        import gdbnb.net.node  # noqa: F401
-        import gdbnb.net.room  # noqa: F401
-        import gdbnb.wire.sync  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _has_network_layer(), reason="gdbnb.net.node (the network layer) is not there yet")
 def test_rtc_with_its_own_relay_only(nodes):
     port = free_port()
     # GDB_RELAY_URLS replaces the public list: only the embedded relay is used (CI has no internet)

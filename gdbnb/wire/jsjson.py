@@ -19,7 +19,7 @@ import math
 import re
 import sys
 from array import array
-from itertools import accumulate, chain, compress, count, repeat
+from itertools import accumulate, chain, compress, repeat
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from operator import is_, not_
 from typing import Any, Callable, Iterable

@@ -92,7 +92,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence, Union
 
 from ..core.graph import ApplyResult, Graph
-from ..core.hlc import Timestamp, parse_timestamp
+from ..core.hlc import parse_timestamp
 from ..core.node import MAX_VALUE_DEPTH, Node
 from .jsjson import encode_utf8, js_dumps
 

@@ -676,7 +676,7 @@ def test_outcome_remove_wins_over_concurrent_older_update():
     base = [U("x", "v1", 0, 1)]
     a.apply_ops(base)
     b.apply_ops(base)
-    op_rm, _ = (a.apply_ops([R("x", 10, 5)]), None)
+    a.apply_ops([R("x", 10, 5)])
     b.apply_ops([U("x", "B-update", 5, 2)])
     a.apply_ops([U("x", "B-update", 5, 2)])  # A holds the tombstone: ignored
     b.apply_ops([R("x", 10, 5)])  # B applies the newer remove

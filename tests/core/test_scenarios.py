@@ -40,7 +40,7 @@ from typing import Any
 import pytest
 
 from gdbnb.core.graph import Graph
-from gdbnb.core.hlc import HybridClock, Timestamp
+from gdbnb.core.hlc import HybridClock
 
 from ..vectors import vectors_dir
 

@@ -27,15 +27,6 @@ TOKEN = "e2e-token-5f1c"
 ROOM_OPTIONS = {"announce_interval": 0.5}
 
 
-def _network_missing() -> str | None:
-    try:
-        import gdbnb.net.node  # noqa: F401
-        import gdbnb.net.room  # noqa: F401
-    except ImportError as e:
-        return f"the network layer (gdbnb.net.node) cannot load yet: {e}"
-    return None
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -126,9 +117,6 @@ async def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any
 
 
 async def test_sync_through_the_relay_mounted_in_jupyter(tmp_path: Path) -> None:
-    reason = _network_missing()
-    if reason:
-        pytest.skip(reason)
     server = JupyterServer(tmp_path, "--GdbnbExtension.rooms=e2e", "--GdbnbExtension.loopback=True",
                            gdb={"relay_urls": [], "node_options": {"room_options": ROOM_OPTIONS}}).start()
     try:

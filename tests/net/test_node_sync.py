@@ -9,7 +9,6 @@ from typing import Any, AsyncIterator, Callable
 
 import pytest
 
-pytest.importorskip("gdbnb.wire.framing")
 
 import gdbnb  # noqa: E402
 from gdbnb.net.relay_server import RelayServer  # noqa: E402

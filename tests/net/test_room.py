@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 import os
 import zlib
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Callable
 
 import aioice.ice
 import pytest
 
-pytest.importorskip("gdbnb.wire.framing", reason="gdbnb.wire.framing has not landed yet")
 
 from gdbnb.net.peer import PeerConnection
 from gdbnb.net.relay_pool import RelayPool
